@@ -1,0 +1,93 @@
+"""Data handling in one place: NumPy to torch, devices, seeds, minibatches."""
+
+import contextlib
+
+import numpy as np
+import torch
+
+MAX_SEED = 2**31 - 1
+_NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
+
+
+def resolve_device(device):
+    """The torch.device for ``device`` ("auto", "cpu", "cuda", "cuda:1", ...)."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as exc:
+        raise ValueError(
+            f"device={device!r} is not a device torch knows; use 'auto', 'cpu', "
+            "'cuda' or 'cuda:<index>'."
+        ) from exc
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device={device!r} was requested but CUDA is not available on this "
+            "machine; use device='auto' or 'cpu'."
+        )
+    return resolved
+
+
+def draw_seed(random_state):
+    """An integer seed from a ``random_state`` parameter.
+
+    ``None`` takes fresh entropy without touching NumPy's global random state; an
+    int is used as is; a ``RandomState`` instance is drawn from (and so advances).
+    """
+    if random_state is None:
+        return int(np.random.default_rng().integers(MAX_SEED))
+    if isinstance(random_state, (int, np.integer)):
+        return int(random_state) % MAX_SEED
+    return int(random_state.randint(MAX_SEED))
+
+
+def make_generator(seed, device):
+    """A private torch.Generator on ``device``, seeded with ``seed``."""
+    generator = torch.Generator(device=device)
+    generator.manual_seed(int(seed))
+    return generator
+
+
+@contextlib.contextmanager
+def seeded_torch(seed):
+    """Seed torch's global CPU generator inside the block and restore it after.
+
+    Module construction draws its initial weights from the global generator; this
+    keeps the user's random state as it was.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        yield
+
+
+def to_tensor(X, device, dtype=torch.float32):
+    """A tensor on ``device`` holding ``X``; no copy when nothing needs changing."""
+    # "W": torch warns on read-only (e.g. memory-mapped) arrays.
+    X = np.require(X, _NUMPY_DTYPES[dtype], ["C", "W"])
+    return torch.from_numpy(X).to(device)
+
+
+def batch_slices(n_rows, batch_size):
+    """Slices covering ``range(n_rows)`` in order, ``batch_size`` rows each."""
+    return [slice(start, min(start + batch_size, n_rows)) for start in range(0, n_rows, batch_size)]
+
+
+def split_validation(x, validation_fraction, generator):
+    """A random (train, validation) split of the rows of tensor ``x``."""
+    n_rows = x.shape[0]
+    n_valid = max(1, int(round(validation_fraction * n_rows)))
+    if n_rows - n_valid < 1:
+        raise ValueError(
+            f"early_stopping needs at least 2 samples to hold out a validation set; "
+            f"got n_samples={n_rows}."
+        )
+    order = torch.randperm(n_rows, generator=generator, device=generator.device)
+    order = order.to(x.device)
+    return x[order[n_valid:]], x[order[:n_valid]]
+
+
+def batched(function, x, batch_size):
+    """Apply ``function`` to row batches of ``x`` and concatenate the results."""
+    if x.shape[0] <= batch_size:
+        return function(x)
+    return torch.cat([function(x[s]) for s in batch_slices(x.shape[0], batch_size)])

@@ -1,0 +1,630 @@
+"""VAETransformer: the scikit-learn face of the VAE.
+
+This is the one module that knows scikit-learn. Its methods validate, delegate to
+the torch side (``_modules``, ``_training``) and convert the results back to NumPy.
+"""
+
+import copy
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    _fit_context,
+)
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+
+from ._data import (
+    MAX_SEED,
+    batched,
+    draw_seed,
+    make_generator,
+    resolve_device,
+    seeded_torch,
+    split_validation,
+    to_tensor,
+)
+from ._likelihoods import LIKELIHOODS, Observation
+from ._modules import ACTIVATIONS, VAEModule, mlp
+from ._training import (
+    EVAL_BATCH_SIZE,
+    TrainingSettings,
+    make_optimizer,
+    train_module,
+)
+
+
+class TrainingDivergedError(FloatingPointError):
+    """Raised when the training loss becomes NaN or infinite.
+
+    The estimator is left fitted with the weights of the last epoch whose loss
+    was finite, so it can still be inspected or used.
+    """
+
+
+class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Variational autoencoder as a scikit-learn transformer.
+
+    A neural encoder maps each row to a Gaussian posterior q(z | x) over
+    ``n_components`` latent dimensions and a neural decoder maps a latent code back
+    to a likelihood p(x | z) over the features. Both are trained together by
+    maximising the evidence lower bound (ELBO), ``E_q[log p(x | z)] - beta *
+    KL(q(z | x) || N(0, I))``, with minibatch Adam and the reparameterisation trick.
+
+    ``transform`` returns the posterior mean (deterministic), ``inverse_transform``
+    the decoder's mean, ``sample`` draws new rows, and ``score_samples`` a lower
+    bound on log p(x), so that model selection works without labels as with
+    :class:`~sklearn.decomposition.PCA` and
+    :class:`~sklearn.decomposition.FactorAnalysis`.
+
+    Parameters
+    ----------
+    n_components : int, default=2
+        Number of latent dimensions.
+    hidden_layer_sizes : tuple of int, default=(128, 128)
+        Widths of the encoder's hidden layers; the decoder uses them in reverse.
+    activation : {"relu", "tanh", "elu", "gelu"}, default="relu"
+        Activation of the hidden layers.
+    likelihood : {"gaussian", "bernoulli"}, default="gaussian"
+        The distribution p(x | z) of each feature. ``"gaussian"`` has a learned
+        variance per feature (the data are standardised inside and the density is
+        reported in the original units); ``"bernoulli"`` needs data in [0, 1]
+        (binary or grey-level pixels).
+    min_variance : float, default=1e-3
+        Floor on each Gaussian feature's variance, in units of that feature's
+        training variance: it keeps a (nearly) constant feature from driving the
+        likelihood to infinity.
+    beta : float, default=1.0
+        Weight of the KL term (beta-VAE). ``beta=1`` is the true ELBO.
+    kl_warmup_epochs : int, default=0
+        Number of epochs over which the KL weight rises linearly to ``beta``.
+    n_importance_samples : int, default=1
+        Number of latent samples per row in the training objective and in
+        ``score_samples``. 1 gives the ELBO; more give the tighter
+        importance-weighted bound (IWAE).
+    max_iter : int, default=200
+        Maximum number of epochs (passes over the data).
+    batch_size : int, default=128
+        Rows per minibatch (clipped to the number of rows).
+    learning_rate_init : float, default=1e-3
+        Adam's learning rate.
+    learning_rate : {"constant", "adaptive"}, default="constant"
+        ``"adaptive"`` divides the learning rate by 5 whenever the monitored loss
+        has not improved by ``tol`` for ``max(1, n_iter_no_change // 2)`` epochs.
+    alpha : float, default=0.0
+        L2 penalty (Adam weight decay).
+    max_grad_norm : float or None, default=None
+        Clip the gradient's global norm to this value at each step.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the rows, stop when their ELBO has not
+        improved by ``tol`` for ``n_iter_no_change`` epochs, and keep the weights
+        that scored best on them.
+    validation_fraction : float, default=0.1
+        Share of rows held out when ``early_stopping`` is on.
+    n_iter_no_change : int, default=10
+        Epochs without improvement (of the training loss, or of the validation ELBO
+        with ``early_stopping``) before training stops.
+    tol : float, default=1e-4
+        Smallest improvement, in nats per row, that counts.
+    warm_start : bool, default=False
+        Continue from the previous fit's weights instead of starting again.
+    device : str, default="auto"
+        Torch device: ``"auto"`` takes CUDA when available, else the CPU; ``"cpu"``,
+        ``"cuda"``, ``"cuda:1"`` and so on are also accepted. The fitted model is
+        kept on the CPU, so it pickles and loads anywhere.
+    random_state : int, RandomState instance or None, default=None
+        Seeds weight initialisation, shuffling, the validation split and the
+        reparameterisation noise. An int makes ``fit`` reproducible. The global
+        NumPy and torch random states are never touched.
+    verbose : int, default=0
+        0 prints nothing; otherwise a progress bar on a terminal, or one line per
+        epoch.
+
+    Attributes
+    ----------
+    module_ : torch.nn.Module
+        The trained VAE (on the CPU).
+    n_iter_ : int
+        Number of epochs run.
+    loss_curve_ : list of float
+        Mean training loss (negative ELBO, nats per row) of each epoch.
+    best_loss_ : float
+        Lowest value in ``loss_curve_``.
+    validation_scores_ : list of float or None
+        Mean validation ELBO of each epoch with ``early_stopping``, else None.
+    best_validation_score_ : float or None
+        Highest value in ``validation_scores_`` with ``early_stopping``, else None.
+    n_features_in_ : int
+        Number of features seen during ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during ``fit``, when they are all strings.
+
+    See Also
+    --------
+    sklearn.decomposition.PCA : Linear dimensionality reduction.
+    sklearn.decomposition.FactorAnalysis : Linear Gaussian latent variable model.
+
+    Notes
+    -----
+    Training runs in float32, whatever the input's dtype: that is what makes it
+    fast. ``transform``, ``inverse_transform`` and ``score_samples`` compute in
+    the input's precision (float32 input in float32, anything else in float64
+    with a float64 copy of the weights), so results do not depend on how rows are
+    batched and outputs keep scikit-learn's dtype conventions.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from skvae import VAETransformer
+    >>> X, _ = load_iris(return_X_y=True)
+    >>> vae = VAETransformer(n_components=2, max_iter=20, random_state=0)
+    >>> Z = vae.fit_transform(X)
+    >>> Z.shape
+    (150, 2)
+    >>> vae.inverse_transform(Z).shape
+    (150, 4)
+    >>> vae.sample(3, random_state=0).shape
+    (3, 4)
+    >>> bool(vae.score(X) > vae.score(X + 5))
+    True
+    """
+
+    _parameter_constraints = {
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "activation": [StrOptions(set(ACTIVATIONS))],
+        "likelihood": [StrOptions(set(LIKELIHOODS))],
+        "min_variance": [Interval(Real, 0, None, closed="neither")],
+        "beta": [Interval(Real, 0, None, closed="left")],
+        "kl_warmup_epochs": [Interval(Integral, 0, None, closed="left")],
+        "n_importance_samples": [Interval(Integral, 1, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "learning_rate": [StrOptions({"constant", "adaptive"})],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "max_grad_norm": [Interval(Real, 0, None, closed="neither"), None],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "warm_start": ["boolean"],
+        "device": [str],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        n_components=2,
+        *,
+        hidden_layer_sizes=(128, 128),
+        activation="relu",
+        likelihood="gaussian",
+        min_variance=1e-3,
+        beta=1.0,
+        kl_warmup_epochs=0,
+        n_importance_samples=1,
+        max_iter=200,
+        batch_size=128,
+        learning_rate_init=1e-3,
+        learning_rate="constant",
+        alpha=0.0,
+        max_grad_norm=None,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        tol=1e-4,
+        warm_start=False,
+        device="auto",
+        random_state=None,
+        verbose=0,
+    ):
+        self.n_components = n_components
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.likelihood = likelihood
+        self.min_variance = min_variance
+        self.beta = beta
+        self.kl_warmup_epochs = kl_warmup_epochs
+        self.n_importance_samples = n_importance_samples
+        self.max_iter = max_iter
+        self.batch_size = batch_size
+        self.learning_rate_init = learning_rate_init
+        self.learning_rate = learning_rate
+        self.alpha = alpha
+        self.max_grad_norm = max_grad_norm
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.warm_start = warm_start
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ fitting
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Train the VAE on ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data.
+        y : None
+            Ignored; present for API consistency.
+
+        Returns
+        -------
+        self : VAETransformer
+            The fitted estimator.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skvae import VAETransformer
+        >>> X = np.random.RandomState(0).normal(size=(100, 5))
+        >>> vae = VAETransformer(max_iter=5, random_state=0).fit(X)
+        >>> vae.n_iter_
+        5
+        """
+        continuing = self.warm_start and hasattr(self, "module_")
+        self._train(X, self.max_iter, continuing, early_stopping=self.early_stopping)
+        return self
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None):
+        """Train for one pass over ``X``, continuing from the current weights.
+
+        The first call builds the model (and fixes the number of features and the
+        data scaling); later calls continue training it. This streams over data
+        too large for memory, one chunk per call. Early stopping does not apply.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            A chunk of training data.
+        y : None
+            Ignored; present for API consistency.
+
+        Returns
+        -------
+        self : VAETransformer
+            The estimator, trained one more epoch.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skvae import VAETransformer
+        >>> X = np.random.RandomState(0).normal(size=(200, 5))
+        >>> vae = VAETransformer(random_state=0)
+        >>> for chunk in np.array_split(X, 4):
+        ...     vae = vae.partial_fit(chunk)
+        >>> vae.n_iter_
+        4
+        """
+        self._train(X, 1, hasattr(self, "module_"), early_stopping=False)
+        return self
+
+    def _train(self, X, max_iter, continuing, early_stopping):
+        X = self._validate_input(X, reset=not continuing)
+        device = resolve_device(self.device)
+        if not continuing:
+            self._initialise(X)
+        settings = self._settings(max_iter, early_stopping, X.shape[0])
+        seed = int(torch.randint(MAX_SEED, (1,), generator=self._generator))
+        generator = make_generator(seed, device)
+        x = to_tensor(X, device)
+        x_valid = None
+        if early_stopping:
+            x, x_valid = split_validation(x, self.validation_fraction, generator)
+        module = self.module_.to(device)
+        _move_optimizer_state(self._optimizer, device)
+        try:
+            result = train_module(
+                module, self._optimizer, x, x_valid, settings, generator, self._history
+            )
+        finally:
+            self.module_ = module.to("cpu")
+            _move_optimizer_state(self._optimizer, torch.device("cpu"))
+        self._record(result, early_stopping)
+        self._report(result, max_iter, warn_unconverged=max_iter > 1)
+
+    def _initialise(self, X):
+        """Build a fresh module, optimiser and random streams for ``X``."""
+        seed = draw_seed(self.random_state)
+        self._generator = make_generator(seed, "cpu")
+        self._eval_seed = int(torch.randint(MAX_SEED, (1,), generator=self._generator))
+        with seeded_torch(seed):
+            self.module_ = self._build_module(X.shape[1])
+        self.module_.observation.fit_data(X.astype(np.float64, copy=False))
+        self._optimizer = make_optimizer(self.module_, self.learning_rate_init, self.alpha)
+        self._history = None
+
+    def _build_module(self, n_features):
+        options = {"min_variance": self.min_variance}
+        likelihood = LIKELIHOODS[self.likelihood].build(n_features, options)
+        observation = Observation([(likelihood, range(n_features))])
+        hidden = _as_layer_sizes(self.hidden_layer_sizes)
+        encoder = mlp(observation.n_inputs, hidden, 2 * self.n_components, self.activation)
+        decoder = mlp(self.n_components, hidden[::-1], observation.n_params, self.activation)
+        return VAEModule(observation, encoder, decoder, self.n_components)
+
+    def _settings(self, max_iter, early_stopping, n_samples):
+        return TrainingSettings(
+            max_iter=max_iter,
+            batch_size=min(self.batch_size, n_samples),
+            beta=self.beta,
+            kl_warmup_epochs=self.kl_warmup_epochs,
+            n_importance_samples=self.n_importance_samples,
+            tol=self.tol,
+            n_iter_no_change=self.n_iter_no_change,
+            early_stopping=early_stopping,
+            learning_rate=self.learning_rate,
+            max_grad_norm=self.max_grad_norm,
+            verbose=self.verbose,
+        )
+
+    def _record(self, result, early_stopping):
+        self._history = result
+        self.n_iter_ = result.n_iter
+        self.loss_curve_ = list(result.loss_curve)
+        self.best_loss_ = result.best_loss
+        self.validation_scores_ = list(result.validation_scores) if early_stopping else None
+        self.best_validation_score_ = result.best_validation_score if early_stopping else None
+
+    def _report(self, result, max_iter, warn_unconverged):
+        if result.diverged:
+            raise TrainingDivergedError(
+                f"Training diverged: the loss became NaN or infinite in epoch "
+                f"{result.n_iter + 1}. The weights of the last finite epoch were kept. "
+                "Try a lower learning_rate_init, max_grad_norm (e.g. 10), or scaling "
+                "the data (e.g. StandardScaler)."
+            )
+        if result.interrupted:
+            warnings.warn(
+                f"Training was interrupted after {result.n_iter} epochs; the estimator "
+                "keeps the best weights so far and can be used.",
+                UserWarning,
+            )
+        elif warn_unconverged and not result.converged:
+            warnings.warn(
+                f"VAETransformer stopped at max_iter={max_iter} epochs while the loss "
+                "was still improving; consider raising max_iter.",
+                ConvergenceWarning,
+            )
+
+    # ---------------------------------------------------------------- inference
+
+    def _validate_input(self, X, reset):
+        if sp.issparse(X):
+            raise ValueError(
+                "VAETransformer does not accept sparse matrices; convert with "
+                "X.toarray()."
+            )
+        X = validate_data(self, X, reset=reset, dtype=(np.float64, np.float32))
+        if reset:
+            LIKELIHOODS[self.likelihood].check_support(X, "X")
+        else:
+            self.module_.observation.check_support(X, "X")
+        return X
+
+    def _inference(self, dtype):
+        """The fitted module for inference at ``dtype`` on the configured device."""
+        device = resolve_device(self.device)
+        module = self.module_
+        if dtype != torch.float32 or device.type != "cpu":
+            module = copy.deepcopy(module).to(device=device, dtype=dtype)
+        return module.eval(), device
+
+    def _apply(self, X, function):
+        """``function(module, x)`` over row batches of ``X``, as NumPy of X's dtype."""
+        dtype = torch.float32 if X.dtype == np.float32 else torch.float64
+        module, device = self._inference(dtype)
+        x = to_tensor(X, device, dtype)
+        with torch.no_grad():
+            out = batched(lambda rows: function(module, rows), x, EVAL_BATCH_SIZE)
+        return out.cpu().numpy()
+
+    def transform(self, X):
+        """Encode ``X`` as the posterior mean of its latent code.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data to encode.
+
+        Returns
+        -------
+        Z : ndarray of shape (n_samples, n_components)
+            Posterior means; float32 for float32 input, float64 otherwise.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skvae import VAETransformer
+        >>> X = np.random.RandomState(0).normal(size=(100, 5))
+        >>> vae = VAETransformer(n_components=3, max_iter=5, random_state=0).fit(X)
+        >>> vae.transform(X[:4]).shape
+        (4, 3)
+        """
+        check_is_fitted(self)
+        X = self._validate_input(X, reset=False)
+        return self._apply(X, lambda module, x: module.encode(x)[0])
+
+    def inverse_transform(self, X):
+        """Decode latent codes back to the feature space (the decoder's mean).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_components)
+            Latent codes, such as the output of ``transform``.
+
+        Returns
+        -------
+        X_original : ndarray of shape (n_samples, n_features_in_)
+            Mean of p(x | z) for each code.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skvae import VAETransformer
+        >>> X = np.random.RandomState(0).normal(size=(100, 5))
+        >>> vae = VAETransformer(n_components=2, max_iter=5, random_state=0).fit(X)
+        >>> vae.inverse_transform(np.zeros((1, 2))).shape
+        (1, 5)
+        """
+        check_is_fitted(self)
+        Z = self._validate_codes(X)
+        return self._apply(Z, lambda module, z: module.observation.mean(module.decode(z)))
+
+    def _validate_codes(self, Z):
+        Z = check_array(Z, dtype=(np.float64, np.float32), input_name="X")
+        if Z.shape[1] != self.n_components:
+            raise ValueError(
+                f"X has {Z.shape[1]} columns, but inverse_transform expects latent "
+                f"codes with n_components={self.n_components} columns."
+            )
+        return Z
+
+    def score_samples(self, X, n_importance_samples=None):
+        """Lower bound on the log-likelihood log p(x) of each row.
+
+        With one importance sample this is the ELBO; with ``K > 1`` it is the
+        importance-weighted bound, which tightens towards log p(x) as ``K`` grows.
+        The Monte Carlo draws are fixed when the model is fitted and shared by all
+        rows, so the result is deterministic and does not depend on batching.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data to score.
+        n_importance_samples : int, default=None
+            Number of latent samples per row; ``None`` uses the estimator's
+            ``n_importance_samples``.
+
+        Returns
+        -------
+        log_likelihood : ndarray of shape (n_samples,)
+            The bound for each row, in nats, in the units of the original data.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skvae import VAETransformer
+        >>> X = np.random.RandomState(0).normal(size=(100, 5))
+        >>> vae = VAETransformer(max_iter=5, random_state=0).fit(X)
+        >>> vae.score_samples(X[:3], n_importance_samples=50).shape
+        (3,)
+        """
+        check_is_fitted(self)
+        X = self._validate_input(X, reset=False)
+        n_samples = n_importance_samples or self.n_importance_samples
+        if not (isinstance(n_samples, Integral) and n_samples >= 1):
+            raise ValueError(
+                f"n_importance_samples must be a positive integer; got {n_samples!r}."
+            )
+        generator = make_generator(self._eval_seed, "cpu")
+        noise = torch.randn((n_samples, 1, self.n_components), generator=generator)
+
+        def bound(module, x):
+            return module.elbo(x, noise.to(x.device, x.dtype)).bound
+
+        return self._apply(X, bound).astype(np.float64)
+
+    def score(self, X, y=None):
+        """Mean lower bound on the log-likelihood of the rows of ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data to score.
+        y : None
+            Ignored; present for API consistency.
+
+        Returns
+        -------
+        score : float
+            Mean of ``score_samples(X)``; higher is better.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skvae import VAETransformer
+        >>> X = np.random.RandomState(0).normal(size=(100, 5))
+        >>> vae = VAETransformer(max_iter=5, random_state=0).fit(X)
+        >>> isinstance(vae.score(X), float)
+        True
+        """
+        return float(np.mean(self.score_samples(X)))
+
+    def sample(self, n_samples=1, random_state=None):
+        """Draw new rows from the model: z from the prior, then x from p(x | z).
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+            Number of rows to draw.
+        random_state : int, RandomState instance or None, default=None
+            Seeds the draw; an int makes it reproducible.
+
+        Returns
+        -------
+        X_new : ndarray of shape (n_samples, n_features_in_)
+            The drawn rows, as float64.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skvae import VAETransformer
+        >>> X = np.random.RandomState(0).normal(size=(100, 5))
+        >>> vae = VAETransformer(max_iter=5, random_state=0).fit(X)
+        >>> np.array_equal(vae.sample(4, random_state=1), vae.sample(4, random_state=1))
+        True
+        """
+        check_is_fitted(self)
+        if not (isinstance(n_samples, Integral) and n_samples >= 1):
+            raise ValueError(f"n_samples must be a positive integer; got {n_samples!r}.")
+        generator = make_generator(draw_seed(random_state), "cpu")
+        module = self.module_.eval()
+        with torch.no_grad():
+            z = torch.randn((n_samples, self.n_components), generator=generator)
+            x = module.observation.sample(module.decode(z), generator)
+        return x.numpy().astype(np.float64)
+
+    # ------------------------------------------------------------ sklearn glue
+
+    @property
+    def _n_features_out(self):
+        return self.n_components
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
+
+
+def _as_layer_sizes(hidden_layer_sizes):
+    sizes = np.atleast_1d(hidden_layer_sizes).tolist()
+    if not all(isinstance(s, Integral) and s >= 1 for s in sizes):
+        raise ValueError(
+            f"hidden_layer_sizes must hold positive integers; got {hidden_layer_sizes!r}."
+        )
+    return tuple(int(s) for s in sizes)
+
+
+def _move_optimizer_state(optimizer, device):
+    for state in optimizer.state.values():
+        for key, value in state.items():
+            # Adam keeps its step counter on the CPU unless it is "capturable".
+            if key != "step" and torch.is_tensor(value) and value.device != device:
+                state[key] = value.to(device)
