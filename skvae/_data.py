@@ -48,6 +48,19 @@ def make_generator(seed, device):
     return generator
 
 
+def evaluation_noise(n_samples, n_components, seed):
+    """Fixed standard normal draws of shape (n_samples, 1, n_components).
+
+    A scrambled Sobol sequence mapped through the normal quantile function: each
+    point is marginally N(0, I), so bounds stay valid, and the set covers the
+    space more evenly than independent draws. Shared by all rows, it makes
+    evaluation deterministic and independent of batching.
+    """
+    engine = torch.quasirandom.SobolEngine(n_components, scramble=True, seed=int(seed))
+    uniform = engine.draw(n_samples, dtype=torch.float64).clamp(1e-12, 1 - 1e-12)
+    return torch.special.ndtri(uniform).unsqueeze(1)
+
+
 @contextlib.contextmanager
 def seeded_torch(seed):
     """Seed torch's global CPU generator inside the block and restore it after.

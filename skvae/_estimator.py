@@ -25,6 +25,7 @@ from ._data import (
     MAX_SEED,
     batched,
     draw_seed,
+    evaluation_noise,
     make_generator,
     resolve_device,
     seeded_torch,
@@ -86,9 +87,12 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
     kl_warmup_epochs : int, default=0
         Number of epochs over which the KL weight rises linearly to ``beta``.
     n_importance_samples : int, default=1
-        Number of latent samples per row in the training objective and in
-        ``score_samples``. 1 gives the ELBO; more give the tighter
-        importance-weighted bound (IWAE).
+        Number of latent samples per row in the training objective: 1 gives the
+        ELBO; more give the tighter importance-weighted bound (IWAE, Burda et al.
+        2015), at that many times the decoder's cost.
+    n_score_samples : int, default=32
+        Number of importance samples with which ``score_samples`` and ``score``
+        estimate log p(x); 1 gives the ELBO.
     max_iter : int, default=200
         Maximum number of epochs (passes over the data).
     batch_size : int, default=128
@@ -185,6 +189,7 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         "beta": [Interval(Real, 0, None, closed="left")],
         "kl_warmup_epochs": [Interval(Integral, 0, None, closed="left")],
         "n_importance_samples": [Interval(Integral, 1, None, closed="left")],
+        "n_score_samples": [Interval(Integral, 1, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
@@ -212,6 +217,7 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         beta=1.0,
         kl_warmup_epochs=0,
         n_importance_samples=1,
+        n_score_samples=32,
         max_iter=200,
         batch_size=128,
         learning_rate_init=1e-3,
@@ -235,6 +241,7 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         self.beta = beta
         self.kl_warmup_epochs = kl_warmup_epochs
         self.n_importance_samples = n_importance_samples
+        self.n_score_samples = n_score_samples
         self.max_iter = max_iter
         self.batch_size = batch_size
         self.learning_rate_init = learning_rate_init
@@ -501,8 +508,9 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
 
         With one importance sample this is the ELBO; with ``K > 1`` it is the
         importance-weighted bound, which tightens towards log p(x) as ``K`` grows.
-        The Monte Carlo draws are fixed when the model is fitted and shared by all
-        rows, so the result is deterministic and does not depend on batching.
+        The ``K`` latent draws are a scrambled Sobol sequence fixed when the model
+        is fitted and shared by all rows, so the result is deterministic, does not
+        depend on batching, and varies less than with independent draws.
 
         Parameters
         ----------
@@ -510,7 +518,7 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             Data to score.
         n_importance_samples : int, default=None
             Number of latent samples per row; ``None`` uses the estimator's
-            ``n_importance_samples``.
+            ``n_score_samples``.
 
         Returns
         -------
@@ -528,13 +536,12 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         """
         check_is_fitted(self)
         X = self._validate_input(X, reset=False)
-        n_samples = n_importance_samples or self.n_importance_samples
+        n_samples = n_importance_samples or self.n_score_samples
         if not (isinstance(n_samples, Integral) and n_samples >= 1):
             raise ValueError(
                 f"n_importance_samples must be a positive integer; got {n_samples!r}."
             )
-        generator = make_generator(self._eval_seed, "cpu")
-        noise = torch.randn((n_samples, 1, self.n_components), generator=generator)
+        noise = evaluation_noise(n_samples, self.n_components, self._eval_seed)
 
         def bound(module, x):
             return module.elbo(x, noise.to(x.device, x.dtype)).bound

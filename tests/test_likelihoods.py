@@ -1,0 +1,79 @@
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from skvae._likelihoods import Bernoulli, Gaussian, Observation
+
+
+def test_gaussian_log_prob_matches_scipy():
+    rng = np.random.RandomState(0)
+    X = rng.normal(loc=[1.0, -3.0, 10.0], scale=[0.5, 2.0, 7.0], size=(40, 3))
+    lik = Gaussian(3, min_variance=1e-3).double()
+    lik.fit_data(X)
+    with torch.no_grad():
+        lik.log_variance.copy_(torch.tensor([0.1, -1.0, 0.5]))
+    params = torch.tensor(rng.normal(size=(40, 3)))
+    got = lik.log_prob(params, torch.tensor(X)).detach().numpy()
+    loc = lik.loc.numpy() + lik.scale.numpy() * params.numpy()
+    scale = lik.scale.numpy() * lik.std().detach().numpy()
+    expected = stats.norm(loc, scale).logpdf(X).sum(axis=1)
+    np.testing.assert_allclose(got, expected, rtol=1e-10)
+
+
+def test_gaussian_variance_floor_on_constant_feature():
+    X = np.column_stack([np.zeros(10), np.arange(10.0)])
+    lik = Gaussian(2, min_variance=1e-2).double()
+    lik.fit_data(X)
+    assert lik.scale[0] == 1.0
+    with torch.no_grad():
+        lik.log_variance.fill_(-100.0)
+    assert torch.allclose(lik.std(), torch.full((2,), 0.1, dtype=torch.float64))
+
+
+def test_gaussian_mean_and_sample_in_original_units():
+    X = np.random.RandomState(0).normal(loc=5.0, scale=3.0, size=(500, 2))
+    lik = Gaussian(2).double()
+    lik.fit_data(X)
+    params = torch.zeros(20000, 2, dtype=torch.float64)
+    draws = lik.sample(params, torch.Generator().manual_seed(0)).detach().numpy()
+    np.testing.assert_allclose(lik.mean(params[:1]).numpy()[0], X.mean(0))
+    np.testing.assert_allclose(draws.std(0), lik.scale.numpy() * lik.std().detach().numpy(), rtol=0.03)
+
+
+def test_bernoulli_log_prob_matches_scipy():
+    rng = np.random.RandomState(0)
+    X = (rng.uniform(size=(30, 4)) > 0.5).astype(float)
+    logits = torch.tensor(rng.normal(size=(30, 4)))
+    got = Bernoulli(4).log_prob(logits, torch.tensor(X)).numpy()
+    p = 1 / (1 + np.exp(-logits.numpy()))
+    np.testing.assert_allclose(got, stats.bernoulli(p).logpmf(X).sum(axis=1), rtol=1e-10)
+
+
+def test_bernoulli_broadcasts_over_importance_samples():
+    x = torch.tensor([[0.0, 1.0], [1.0, 1.0]], dtype=torch.float64)
+    logits = torch.randn(5, 2, 2, dtype=torch.float64)
+    got = Bernoulli(2).log_prob(logits, x)
+    assert got.shape == (5, 2)
+    np.testing.assert_allclose(got[3].numpy(), Bernoulli(2).log_prob(logits[3], x).numpy())
+
+
+def test_bernoulli_support_check_names_the_range():
+    with pytest.raises(ValueError, match=r"\[0, 1\].*\[-1, 2\]"):
+        Bernoulli.check_support(np.array([[-1.0, 2.0]]), "X")
+    Bernoulli.check_support(np.array([[0.0, 0.3, 1.0]]), "X")
+
+
+def test_observation_blocks_sum_and_reassemble():
+    rng = np.random.RandomState(0)
+    X = np.column_stack([rng.normal(size=20), (rng.uniform(size=20) > 0.5), rng.normal(size=20)])
+    gauss, bern = Gaussian(2).double(), Bernoulli(1).double()
+    obs = Observation([(gauss, [0, 2]), (bern, [1])])
+    obs.fit_data(X)
+    x = torch.tensor(X)
+    params = torch.tensor(rng.normal(size=(20, 3)))
+    expected = gauss.log_prob(params[:, :2], x[:, [0, 2]]) + bern.log_prob(params[:, 2:], x[:, [1]])
+    torch.testing.assert_close(obs.log_prob(params, x), expected)
+    mean = obs.mean(params)
+    torch.testing.assert_close(mean[:, 1], torch.sigmoid(params[:, 2]))
+    torch.testing.assert_close(mean[:, [0, 2]], gauss.mean(params[:, :2]))

@@ -1,0 +1,39 @@
+import torch
+
+from skvae._likelihoods import Gaussian, Observation
+from skvae._modules import VAEModule, mlp
+
+
+def make_module(n_features=5, n_components=2):
+    torch.manual_seed(0)
+    obs = Observation([(Gaussian(n_features), range(n_features))])
+    return VAEModule(
+        obs, mlp(n_features, (16,), 2 * n_components), mlp(n_components, (16,), n_features),
+        n_components,
+    )
+
+
+def test_single_sample_bound_is_reconstruction_minus_kl():
+    module = make_module()
+    x = torch.randn(7, 5)
+    out = module.elbo(x, torch.randn(1, 7, 2), kl_weight=0.3)
+    torch.testing.assert_close(out.bound, out.reconstruction - out.kl)
+    torch.testing.assert_close(out.loss, -(out.reconstruction - 0.3 * out.kl).mean())
+
+
+def test_importance_weighted_bound_is_tighter_than_elbo():
+    module = make_module()
+    x = torch.randn(50, 5)
+    torch.manual_seed(1)
+    elbo = module.elbo(x, torch.randn(1, 50, 2)).bound
+    iwae = module.elbo(x, torch.randn(200, 50, 2)).bound
+    assert iwae.mean() > elbo.mean()
+
+
+def test_shared_noise_broadcasts_over_rows():
+    module = make_module()
+    x = torch.randn(4, 5)
+    noise = torch.randn(3, 1, 2)
+    together = module.elbo(x, noise).bound
+    alone = torch.cat([module.elbo(x[i : i + 1], noise).bound for i in range(4)])
+    torch.testing.assert_close(together, alone)
