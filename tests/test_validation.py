@@ -1,0 +1,132 @@
+"""Bad input gets a clear error naming the problem; the caller's data is untouched."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.exceptions import NotFittedError
+
+from skvae import TrainingDivergedError, VAETransformer
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+X = np.random.RandomState(0).normal(size=(40, 4))
+
+
+def small(**params):
+    return VAETransformer(**{"hidden_layer_sizes": (8,), "max_iter": 3, "random_state": 0, **params})
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    return small().fit(X)
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (np.where(np.eye(40, 4) == 1, np.nan, X), "NaN"),
+        (np.where(np.eye(40, 4) == 1, np.inf, X), "infinity"),
+        (X[:, 0], "Expected 2D array"),
+        (np.array([["a", "b"], ["c", "d"]], dtype=object), "could not convert|string"),
+        (sp.csr_matrix(X), "sparse"),
+        (np.empty((0, 4)), "0 sample"),
+    ],
+    ids=["nan", "inf", "1d", "strings", "sparse", "empty"],
+)
+def test_fit_rejects_bad_input(bad, message):
+    with pytest.raises(ValueError, match=message):
+        small().fit(bad)
+
+
+def test_transform_rejects_wrong_number_of_features(fitted):
+    with pytest.raises(ValueError, match="X has 3 features, but VAETransformer is expecting 4"):
+        fitted.transform(X[:, :3])
+    with pytest.raises(ValueError, match="expecting 4"):
+        fitted.score_samples(X[:, :3])
+
+
+def test_inverse_transform_rejects_wrong_number_of_columns(fitted):
+    with pytest.raises(ValueError, match="3 columns.*n_components=2"):
+        fitted.inverse_transform(np.zeros((5, 3)))
+
+
+def test_nan_in_transform_is_rejected(fitted):
+    with pytest.raises(ValueError, match="NaN"):
+        fitted.transform(np.full((2, 4), np.nan))
+
+
+def test_bernoulli_rejects_values_outside_unit_interval():
+    with pytest.raises(ValueError, match=r"likelihood='bernoulli' needs values in \[0, 1\]"):
+        small(likelihood="bernoulli").fit(X)
+    vae = small(likelihood="bernoulli").fit(np.abs(X) / np.abs(X).max())
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        vae.transform(X)
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"n_components": 0}, "n_components"),
+        ({"likelihood": "poison"}, "likelihood"),
+        ({"batch_size": -1}, "batch_size"),
+        ({"validation_fraction": 1.5}, "validation_fraction"),
+        ({"activation": "sigmoidal"}, "activation"),
+        ({"hidden_layer_sizes": (8, 0)}, "hidden_layer_sizes"),
+        ({"device": "tpu"}, "device"),
+    ],
+)
+def test_invalid_parameters_are_named(params, message):
+    with pytest.raises(ValueError, match=message):
+        small(**params).fit(X)
+
+
+def test_cuda_request_without_cuda_is_clear():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        small(device="cuda").fit(X)
+
+
+@pytest.mark.parametrize(
+    "method, args",
+    [
+        ("transform", (X,)),
+        ("inverse_transform", (np.zeros((2, 2)),)),
+        ("score_samples", (X,)),
+        ("score", (X,)),
+        ("sample", (3,)),
+    ],
+)
+def test_unfitted_estimator_raises_not_fitted(method, args):
+    with pytest.raises(NotFittedError, match="not fitted yet"):
+        getattr(VAETransformer(), method)(*args)
+
+
+def test_sample_rejects_bad_count(fitted):
+    with pytest.raises(ValueError, match="n_samples"):
+        fitted.sample(0)
+
+
+def test_input_is_never_modified(fitted):
+    X32 = X.astype(np.float32)
+    before, before32 = X.copy(), X32.copy()
+    vae = small(early_stopping=True).fit(X32)
+    vae.transform(X32)
+    vae.score_samples(X)
+    vae.partial_fit(X32)
+    Z = vae.transform(X)
+    Z_before = Z.copy()
+    vae.inverse_transform(Z)
+    np.testing.assert_array_equal(X, before)
+    np.testing.assert_array_equal(X32, before32)
+    np.testing.assert_array_equal(Z, Z_before)
+
+
+def test_divergence_is_reported_and_leaves_a_usable_model():
+    vae = small(learning_rate_init=1e4, max_iter=50)
+    with pytest.raises(TrainingDivergedError, match="NaN or infinite.*learning_rate_init"):
+        vae.fit(X * 1e3)
+    assert vae.n_iter_ < 50
+    assert np.isfinite(vae.transform(X * 1e3)).all()
