@@ -33,7 +33,8 @@ from ._data import (
     to_tensor,
 )
 from ._likelihoods import LIKELIHOODS, Observation
-from ._modules import ACTIVATIONS, VAEModule, mlp
+from ._modules import ACTIVATIONS, ConvDecoder, ConvEncoder, VAEModule, mlp
+from ._tables import column_specs, decode, encode, group_columns, is_dataframe
 from ._training import (
     EVAL_BATCH_SIZE,
     TrainingSettings,
@@ -73,11 +74,34 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         Widths of the encoder's hidden layers; the decoder uses them in reverse.
     activation : {"relu", "tanh", "elu", "gelu"}, default="relu"
         Activation of the hidden layers.
-    likelihood : {"gaussian", "bernoulli"}, default="gaussian"
-        The distribution p(x | z) of each feature. ``"gaussian"`` has a learned
-        variance per feature (the data are standardised inside and the density is
-        reported in the original units); ``"bernoulli"`` needs data in [0, 1]
-        (binary or grey-level pixels).
+    likelihood : str, dict or list, default="auto"
+        The distribution p(x | z) of each feature, one of
+
+        - ``"gaussian"``: a learned variance per feature; the data are standardised
+          inside and the density is reported in the original units;
+        - ``"bernoulli"``: data in [0, 1] (binary columns, or grey-level pixels);
+        - ``"categorical"``: a softmax over the categories seen in ``fit``;
+        - ``"poisson"`` and ``"negbinom"`` (negative binomial, with a learned
+          dispersion per feature): counts, non-negative integers;
+        - ``"auto"``: for DataFrame columns by dtype (bool: bernoulli; category,
+          object or string: categorical; integer: negbinom, or gaussian if a value
+          is negative; float: gaussian); every column of an array is gaussian.
+
+        A single name applies to every column; a dict maps column names to
+        likelihoods (the others get ``"auto"``); a list gives one per column (for
+        arrays, such as a ColumnTransformer's output).
+    architecture : {"mlp", "conv"}, default="mlp"
+        ``"mlp"``: fully connected encoder and decoder. ``"conv"``: a
+        convolutional encoder and a transposed-convolution decoder for images,
+        given as rows of flattened pixels with ``image_shape``; needs a
+        ``"gaussian"`` or ``"bernoulli"`` likelihood.
+    image_shape : tuple of int or None, default=None
+        ``(channels, height, width)`` of the images, for ``architecture="conv"``;
+        ``channels * height * width`` must equal the number of features. Pixels
+        are in C order (as ``images.reshape(n, -1)`` flattens them).
+    conv_channels : tuple of int, default=(32, 64)
+        Channels of the encoder's strided convolutions (each halves the image);
+        the decoder uses them in reverse.
     min_variance : float, default=1e-3
         Floor on each Gaussian feature's variance, in units of that feature's
         training variance: it keeps a (nearly) constant feature from driving the
@@ -184,7 +208,10 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         "n_components": [Interval(Integral, 1, None, closed="left")],
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
         "activation": [StrOptions(set(ACTIVATIONS))],
-        "likelihood": [StrOptions(set(LIKELIHOODS))],
+        "likelihood": [StrOptions(set(LIKELIHOODS) | {"auto"}), dict, list, tuple],
+        "architecture": [StrOptions({"mlp", "conv"})],
+        "image_shape": [tuple, list, None],
+        "conv_channels": [tuple, list],
         "min_variance": [Interval(Real, 0, None, closed="neither")],
         "beta": [Interval(Real, 0, None, closed="left")],
         "kl_warmup_epochs": [Interval(Integral, 0, None, closed="left")],
@@ -212,7 +239,10 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         *,
         hidden_layer_sizes=(128, 128),
         activation="relu",
-        likelihood="gaussian",
+        likelihood="auto",
+        architecture="mlp",
+        image_shape=None,
+        conv_channels=(32, 64),
         min_variance=1e-3,
         beta=1.0,
         kl_warmup_epochs=0,
@@ -237,6 +267,9 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.likelihood = likelihood
+        self.architecture = architecture
+        self.image_shape = image_shape
+        self.conv_channels = conv_channels
         self.min_variance = min_variance
         self.beta = beta
         self.kl_warmup_epochs = kl_warmup_epochs
@@ -352,19 +385,54 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         self._generator = make_generator(seed, "cpu")
         self._eval_seed = int(torch.randint(MAX_SEED, (1,), generator=self._generator))
         with seeded_torch(seed):
-            self.module_ = self._build_module(X.shape[1])
+            self.module_ = self._build_module()
         self.module_.observation.fit_data(X.astype(np.float64, copy=False))
         self._optimizer = make_optimizer(self.module_, self.learning_rate_init, self.alpha)
         self._history = None
 
-    def _build_module(self, n_features):
+    def _build_module(self):
         options = {"min_variance": self.min_variance}
-        likelihood = LIKELIHOODS[self.likelihood].build(n_features, options)
-        observation = Observation([(likelihood, range(n_features))])
-        hidden = _as_layer_sizes(self.hidden_layer_sizes)
-        encoder = mlp(observation.n_inputs, hidden, 2 * self.n_components, self.activation)
-        decoder = mlp(self.n_components, hidden[::-1], observation.n_params, self.activation)
-        return VAEModule(observation, encoder, decoder, self.n_components)
+        blocks = [
+            (LIKELIHOODS[name].build([self._specs[j] for j in columns], options), columns)
+            for name, columns in group_columns(self._specs).items()
+        ]
+        observation = Observation(blocks)
+        n_latent = self.n_components
+        if self.architecture == "conv":
+            shape = self._check_image_shape(observation)
+            channels = _as_layer_sizes(self.conv_channels, "conv_channels")
+            if not channels:
+                raise ValueError("conv_channels needs at least one layer.")
+            encoder = ConvEncoder(shape, channels, 2 * n_latent, self.activation)
+            decoder = ConvDecoder(n_latent, shape, channels, self.activation)
+        else:
+            hidden = _as_layer_sizes(self.hidden_layer_sizes, "hidden_layer_sizes")
+            encoder = mlp(observation.n_inputs, hidden, 2 * n_latent, self.activation)
+            decoder = mlp(n_latent, hidden[::-1], observation.n_params, self.activation)
+        return VAEModule(observation, encoder, decoder, n_latent)
+
+    def _check_image_shape(self, observation):
+        shape = self.image_shape
+        if shape is None or len(shape) != 3 or not all(
+            isinstance(s, Integral) and s >= 1 for s in shape
+        ):
+            raise ValueError(
+                "architecture='conv' needs image_shape=(channels, height, width) of "
+                f"positive integers; got image_shape={shape!r}."
+            )
+        if int(np.prod(shape)) != self.n_features_in_:
+            raise ValueError(
+                f"image_shape={tuple(shape)} holds {int(np.prod(shape))} pixels but X has "
+                f"{self.n_features_in_} features; they must match."
+            )
+        if observation.n_params != observation.n_inputs or observation.n_inputs != int(
+            np.prod(shape)
+        ):
+            raise ValueError(
+                "architecture='conv' needs one parameter per pixel: use "
+                "likelihood='gaussian' or 'bernoulli'."
+            )
+        return tuple(int(s) for s in shape)
 
     def _settings(self, max_iter, early_stopping, n_samples):
         return TrainingSettings(
@@ -413,17 +481,26 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
     # ---------------------------------------------------------------- inference
 
     def _validate_input(self, X, reset):
+        """Validate ``X`` and code it as the float matrix the model sees.
+
+        On ``reset`` this also decides each column's likelihood (``_specs``) and
+        whether outputs in the feature space are DataFrames.
+        """
         if sp.issparse(X):
             raise ValueError(
                 "VAETransformer does not accept sparse matrices; convert with "
                 "X.toarray()."
             )
-        X = validate_data(self, X, reset=reset, dtype=(np.float64, np.float32))
-        if reset:
-            LIKELIHOODS[self.likelihood].check_support(X, "X")
+        if is_dataframe(X):
+            validate_data(self, X, reset=reset, skip_check_array=True)
+            if X.shape[0] < 1:
+                raise ValueError(f"Found array with 0 sample(s) (shape={X.shape}).")
         else:
-            self.module_.observation.check_support(X, "X")
-        return X
+            X = validate_data(self, X, reset=reset, dtype=(np.float64, np.float32))
+        if reset:
+            self._specs = column_specs(X, self.likelihood, LIKELIHOODS)
+            self._frame_output = is_dataframe(X)
+        return encode(X, self._specs)
 
     def _inference(self, dtype):
         """The fitted module for inference at ``dtype`` on the configured device."""
@@ -478,8 +555,11 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
 
         Returns
         -------
-        X_original : ndarray of shape (n_samples, n_features_in_)
-            Mean of p(x | z) for each code.
+        X_original : ndarray or DataFrame of shape (n_samples, n_features_in_)
+            The decoder's mean for each code: for categorical columns the most
+            probable category, for counts the mean rounded to an integer. A
+            DataFrame with the original columns and dtypes when ``fit`` was given
+            one.
 
         Examples
         --------
@@ -492,7 +572,8 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         """
         check_is_fitted(self)
         Z = self._validate_codes(X)
-        return self._apply(Z, lambda module, z: module.observation.mean(module.decode(z)))
+        out = self._apply(Z, lambda module, z: module.observation.mean(module.decode(z)))
+        return decode(out, self._specs, self._frame_output)
 
     def _validate_codes(self, Z):
         Z = check_array(Z, dtype=(np.float64, np.float32), input_name="X")
@@ -586,8 +667,10 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
 
         Returns
         -------
-        X_new : ndarray of shape (n_samples, n_features_in_)
-            The drawn rows, as float64.
+        X_new : ndarray or DataFrame of shape (n_samples, n_features_in_)
+            The drawn rows: float64 for arrays (categorical columns hold the
+            values seen in ``fit``); a DataFrame with the original columns, dtypes
+            and categories when ``fit`` was given one.
 
         Examples
         --------
@@ -606,7 +689,7 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         with torch.no_grad():
             z = torch.randn((n_samples, self.n_components), generator=generator)
             x = module.observation.sample(module.decode(z), generator)
-        return x.numpy().astype(np.float64)
+        return decode(x.numpy().astype(np.float64), self._specs, self._frame_output)
 
     # ------------------------------------------------------------ sklearn glue
 
@@ -620,13 +703,11 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         return tags
 
 
-def _as_layer_sizes(hidden_layer_sizes):
-    sizes = np.atleast_1d(hidden_layer_sizes).tolist()
-    if not all(isinstance(s, Integral) and s >= 1 for s in sizes):
-        raise ValueError(
-            f"hidden_layer_sizes must hold positive integers; got {hidden_layer_sizes!r}."
-        )
-    return tuple(int(s) for s in sizes)
+def _as_layer_sizes(sizes, name):
+    values = np.atleast_1d(sizes).tolist()
+    if not all(isinstance(s, Integral) and s >= 1 for s in values):
+        raise ValueError(f"{name} must hold positive integers; got {sizes!r}.")
+    return tuple(int(s) for s in values)
 
 
 def _move_optimizer_state(optimizer, device):

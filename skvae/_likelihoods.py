@@ -10,12 +10,15 @@ Each likelihood covers a block of columns of the (numeric) data matrix. It knows
   explicit :class:`torch.Generator`, so that sampling never touches torch's global
   random state.
 
+Which values each likelihood accepts is checked once, on the NumPy side, in
+:mod:`skvae._tables`.
+
 They are chosen by name from :data:`LIKELIHOODS`. The log-probabilities are written
 out rather than taken from :mod:`torch.distributions`: sampling there cannot take a
 generator, and argument validation costs time on every training step.
 
-Nothing here imports scikit-learn or knows about NumPy arrays beyond the support
-checks, which receive a NumPy array and raise :class:`ValueError`.
+Nothing here imports scikit-learn; ``fit_data`` reads training statistics from a
+NumPy array.
 """
 
 import math
@@ -44,13 +47,10 @@ class Likelihood(nn.Module):
         self.n_inputs = n_features
 
     @classmethod
-    def build(cls, n_features, options):
-        """Construct from the estimator's ``options`` (a dict); most take none."""
-        return cls(n_features)
-
-    @staticmethod
-    def check_support(X, where):
-        """Raise ValueError if the NumPy array ``X`` is outside the support."""
+    def build(cls, specs, options):
+        """Construct for the columns ``specs`` (ColumnSpec list) and the estimator's
+        ``options`` (a dict); most need only the number of columns."""
+        return cls(len(specs))
 
     def fit_data(self, X):
         """Store data-dependent constants (scaling) from the training array ``X``."""
@@ -80,8 +80,8 @@ class Gaussian(Likelihood):
         self.log_variance = nn.Parameter(torch.zeros(n_features))
 
     @classmethod
-    def build(cls, n_features, options):
-        return cls(n_features, min_variance=options["min_variance"])
+    def build(cls, specs, options):
+        return cls(len(specs), min_variance=options["min_variance"])
 
     def fit_data(self, X):
         loc = X.mean(axis=0)
@@ -122,15 +122,6 @@ class Bernoulli(Likelihood):
 
     name = "bernoulli"
 
-    @staticmethod
-    def check_support(X, where):
-        if X.size and (X.min() < 0 or X.max() > 1):
-            raise ValueError(
-                f"likelihood='bernoulli' needs values in [0, 1]; {where} has values "
-                f"in [{X.min():g}, {X.max():g}]. Scale the data to [0, 1] (for "
-                "example with MinMaxScaler) or use likelihood='gaussian'."
-            )
-
     def network_input(self, x):
         return 2 * x - 1
 
@@ -146,7 +137,134 @@ class Bernoulli(Likelihood):
         return torch.bernoulli(self.mean(params), generator=generator)
 
 
-LIKELIHOODS = {cls.name: cls for cls in (Gaussian, Bernoulli)}
+class _Standardised(Likelihood):
+    """Base for counts: the network sees log1p(x), standardised on the training data."""
+
+    def __init__(self, n_features):
+        super().__init__(n_features)
+        self.register_buffer("input_loc", torch.zeros(n_features))
+        self.register_buffer("input_scale", torch.ones(n_features))
+
+    def fit_data(self, X):
+        logged = np.log1p(X)
+        scale = logged.std(axis=0)
+        scale[scale == 0] = 1.0
+        self.input_loc.copy_(torch.as_tensor(logged.mean(axis=0)))
+        self.input_scale.copy_(torch.as_tensor(scale))
+
+    def network_input(self, x):
+        return (torch.log1p(x) - self.input_loc) / self.input_scale
+
+
+_MAX_LOG_RATE = 20.0
+
+
+class Poisson(_Standardised):
+    """Poisson likelihood for counts, parametrised by the log-rate."""
+
+    name = "poisson"
+
+    def log_prob(self, params, x):
+        log_rate = params.clamp(max=_MAX_LOG_RATE)
+        return (x * log_rate - log_rate.exp() - torch.lgamma(x + 1)).sum(-1)
+
+    def mean(self, params):
+        return params.clamp(max=_MAX_LOG_RATE).exp()
+
+    def sample(self, params, generator):
+        return torch.poisson(self.mean(params), generator=generator)
+
+
+class NegativeBinomial(_Standardised):
+    """Negative binomial for over-dispersed counts: mean from the decoder, and a
+    learned inverse dispersion ``theta`` per feature (variance mu + mu^2 / theta)."""
+
+    name = "negbinom"
+
+    def __init__(self, n_features):
+        super().__init__(n_features)
+        self.log_theta = nn.Parameter(torch.zeros(n_features))
+
+    def theta(self):
+        return self.log_theta.clamp(-10.0, 10.0).exp()
+
+    def log_prob(self, params, x):
+        log_mu = params.clamp(max=_MAX_LOG_RATE)
+        theta = self.theta()
+        log_theta_mu = torch.logaddexp(theta.log(), log_mu)
+        return (
+            torch.lgamma(x + theta)
+            - torch.lgamma(theta)
+            - torch.lgamma(x + 1)
+            + theta * (theta.log() - log_theta_mu)
+            + x * (log_mu - log_theta_mu)
+        ).sum(-1)
+
+    def mean(self, params):
+        return params.clamp(max=_MAX_LOG_RATE).exp()
+
+    def sample(self, params, generator):
+        # A gamma-Poisson mixture. torch's gamma sampler takes no generator, so it
+        # runs on a forked global state seeded from ``generator``.
+        seed = int(torch.randint(2**62, (1,), generator=generator, device=generator.device))
+        theta = self.theta().expand_as(params)
+        with torch.random.fork_rng(devices=[params.device] if params.is_cuda else []):
+            torch.manual_seed(seed)
+            rate = torch.distributions.Gamma(theta, theta / self.mean(params)).sample()
+        return torch.poisson(rate, generator=generator)
+
+
+class Categorical(Likelihood):
+    """Categorical (softmax) likelihood. Each column holds integer codes
+    0..n_categories-1; the network sees them one-hot encoded."""
+
+    name = "categorical"
+
+    def __init__(self, n_categories):
+        super().__init__(len(n_categories))
+        self.n_categories = list(n_categories)
+        self.n_params = self.n_inputs = sum(self.n_categories)
+
+    @classmethod
+    def build(cls, specs, options):
+        return cls([len(spec.categories) for spec in specs])
+
+    def _columns(self, params):
+        return torch.split(params, self.n_categories, dim=-1)
+
+    def network_input(self, x):
+        codes = x.long()
+        return torch.cat(
+            [F.one_hot(codes[..., j], n).to(x.dtype) for j, n in enumerate(self.n_categories)],
+            dim=-1,
+        )
+
+    def log_prob(self, params, x):
+        codes = x.long()
+        total = 0
+        for j, logits in enumerate(self._columns(params)):
+            log_p = torch.log_softmax(logits, dim=-1)
+            index = codes[..., j : j + 1].expand(log_p.shape[:-1] + (1,))
+            total = total + log_p.gather(-1, index).squeeze(-1)
+        return total
+
+    def mean(self, params):
+        """The most probable category's code (the mode) of each column."""
+        return torch.stack(
+            [logits.argmax(-1).to(params.dtype) for logits in self._columns(params)], dim=-1
+        )
+
+    def sample(self, params, generator):
+        draws = [
+            torch.multinomial(torch.softmax(logits, -1), 1, generator=generator).squeeze(-1)
+            for logits in self._columns(params)
+        ]
+        return torch.stack(draws, dim=-1).to(params.dtype)
+
+
+LIKELIHOODS = {
+    cls.name: cls for cls in (Gaussian, Bernoulli, Poisson, NegativeBinomial, Categorical)
+}
 
 
 class Observation(nn.Module):
@@ -190,10 +308,6 @@ class Observation(nn.Module):
     def fit_data(self, X):
         for lik, cols in zip(self.likelihoods, self.columns):
             lik.fit_data(X[:, cols])
-
-    def check_support(self, X, where):
-        for lik, cols in zip(self.likelihoods, self.columns):
-            lik.check_support(X[:, cols], where)
 
     def network_input(self, x):
         parts = [lik.network_input(p) for lik, p in zip(self.likelihoods, self._split_x(x))]

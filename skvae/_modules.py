@@ -88,3 +88,58 @@ class VAEModule(nn.Module):
             bound = importance_weighted_bound(log_px + log_prior_ratio).detach()
             reconstruction = log_px.mean(0)
         return ELBOOutput(loss, bound, reconstruction.detach(), kl.detach())
+
+
+def _conv_output_size(size, n_layers):
+    for _ in range(n_layers):
+        size = (size + 1) // 2
+    return size
+
+
+class ConvEncoder(nn.Module):
+    """Strided 3x3 convolutions (each halves the image), then a linear layer."""
+
+    def __init__(self, image_shape, channels, n_out, activation="relu"):
+        super().__init__()
+        self.image_shape = tuple(image_shape)
+        layers, n_in = [], image_shape[0]
+        for width in channels:
+            layers += [nn.Conv2d(n_in, width, 3, stride=2, padding=1), ACTIVATIONS[activation]()]
+            n_in = width
+        height = _conv_output_size(image_shape[1], len(channels))
+        width = _conv_output_size(image_shape[2], len(channels))
+        self.features = nn.Sequential(*layers, nn.Flatten())
+        self.head = nn.Linear(n_in * height * width, n_out)
+
+    def forward(self, x):
+        return self.head(self.features(x.reshape((-1,) + self.image_shape)))
+
+
+class ConvDecoder(nn.Module):
+    """A linear layer to a small feature map, then transposed convolutions (each
+    doubling the image) to ``params_per_pixel`` numbers per pixel, cropped to size."""
+
+    def __init__(self, n_components, image_shape, channels, activation="relu"):
+        super().__init__()
+        self.image_shape = tuple(image_shape)
+        channels = list(channels)[::-1]
+        self.start = (
+            channels[0],
+            _conv_output_size(image_shape[1], len(channels)),
+            _conv_output_size(image_shape[2], len(channels)),
+        )
+        self.head = nn.Sequential(
+            nn.Linear(n_components, channels[0] * self.start[1] * self.start[2]),
+            ACTIVATIONS[activation](),
+        )
+        layers = []
+        for n_in, n_out in zip(channels, channels[1:] + [image_shape[0]]):
+            layers += [nn.ConvTranspose2d(n_in, n_out, 4, stride=2, padding=1)]
+            layers.append(ACTIVATIONS[activation]())
+        self.deconv = nn.Sequential(*layers[:-1])
+
+    def forward(self, z):
+        lead = z.shape[:-1]
+        h = self.head(z).reshape((-1,) + self.start)
+        out = self.deconv(h)[..., : self.image_shape[1], : self.image_shape[2]]
+        return out.reshape(lead + (-1,))

@@ -1,0 +1,184 @@
+"""Mixed tables, counts, categories, booleans, and images."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.compose import ColumnTransformer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OrdinalEncoder, StandardScaler
+
+from skvae import VAETransformer
+from skvae._tables import ColumnSpec, column_specs, decode, encode
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+KNOWN = {"gaussian", "bernoulli", "categorical", "poisson", "negbinom"}
+
+
+def small(**params):
+    return VAETransformer(**{"hidden_layer_sizes": (32,), "max_iter": 20, "random_state": 0, **params})
+
+
+@pytest.fixture(scope="module")
+def table():
+    rng = np.random.RandomState(0)
+    n = 400
+    group = rng.choice(["a", "b", "c"], size=n, p=[0.6, 0.3, 0.1])
+    shift = pd.Series(group).map({"a": 0.0, "b": 2.0, "c": -2.0}).to_numpy()
+    return pd.DataFrame(
+        {
+            "height": rng.normal(170, 10, size=n) + 5 * shift,
+            "group": pd.Categorical(group, categories=["a", "b", "c", "never"]),
+            "city": rng.choice(["x", "y"], size=n).astype(object),
+            "visits": rng.poisson(np.exp(1 + 0.3 * shift)).astype(np.int64),
+            "member": rng.uniform(size=n) < 0.3,
+        }
+    )
+
+
+def test_auto_rule_by_dtype(table):
+    specs = column_specs(table, "auto", KNOWN)
+    assert [s.likelihood for s in specs] == [
+        "gaussian", "categorical", "categorical", "negbinom", "bernoulli",
+    ]
+    assert specs[1].categories == ("a", "b", "c")  # only categories seen in the data
+    signed = pd.DataFrame({"n": np.array([-1, 2, 3])})
+    assert column_specs(signed, "auto", KNOWN)[0].likelihood == "gaussian"
+    assert column_specs(np.zeros((3, 2)), "auto", KNOWN)[1].likelihood == "gaussian"
+
+
+def test_mixed_table_round_trips_as_a_dataframe(table):
+    vae = small(n_components=3, max_iter=40).fit(table)
+    Z = vae.transform(table)
+    assert Z.shape == (400, 3) and np.isfinite(Z).all()
+    for out in (vae.inverse_transform(Z), vae.sample(300, random_state=0)):
+        assert isinstance(out, pd.DataFrame)
+        assert list(out.columns) == list(table.columns)
+        assert (out.dtypes == table.dtypes).all()
+        assert list(out["group"].cat.categories) == ["a", "b", "c", "never"]
+        assert set(out["group"]) <= {"a", "b", "c"}
+        assert set(out["city"]) <= {"x", "y"}
+        assert out["visits"].min() >= 0
+    drawn = vae.sample(2000, random_state=1)
+    freq = drawn["group"].value_counts(normalize=True)
+    assert freq["a"] == pytest.approx(0.6, abs=0.1)
+    assert drawn["height"].mean() == pytest.approx(table["height"].mean(), rel=0.02)
+    assert drawn["member"].mean() == pytest.approx(table["member"].mean(), abs=0.1)
+
+
+def test_reconstruction_recovers_categories(table):
+    vae = small(n_components=3, max_iter=100, batch_size=32, learning_rate_init=3e-3)
+    back = vae.fit(table).inverse_transform(vae.transform(table))
+    assert (back["group"] == table["group"]).mean() > 0.85  # the majority class has 0.6
+    assert (back["city"] == table["city"]).mean() > 0.6
+
+
+def test_score_sums_column_log_likelihoods(table):
+    vae = small(n_components=2, max_iter=30).fit(table)
+    base = vae.score_samples(table.iloc[:50])
+    odd = table.iloc[:50].copy()
+    odd["visits"] = odd["visits"] + 40  # far out in the count tail
+    assert np.all(vae.score_samples(odd) < base - 10)
+
+
+def test_unseen_category_is_a_clear_error(table):
+    vae = small(max_iter=2).fit(table)
+    bad = table.iloc[:5].copy()
+    bad["city"] = ["x", "y", "z", "x", "x"]
+    with pytest.raises(ValueError, match=r"Column 'city' has categories not seen in fit: \['z'\]"):
+        vae.transform(bad)
+
+
+def test_likelihood_per_column_by_dict_and_list(table):
+    vae = small(max_iter=2, likelihood={"visits": "poisson", "height": "gaussian"}).fit(table)
+    assert [s.likelihood for s in vae._specs][3] == "poisson"
+    X = np.column_stack([np.random.RandomState(0).normal(size=50), np.arange(50) % 3, np.arange(50) % 2])
+    vae = small(max_iter=2, likelihood=["gaussian", "categorical", "bernoulli"]).fit(X)
+    back = vae.inverse_transform(vae.transform(X))
+    assert set(np.unique(back[:, 1])) <= {0.0, 1.0, 2.0}
+    assert set(np.unique(vae.sample(20, random_state=0)[:, 2])) <= {0.0, 1.0}
+
+
+def test_pipeline_after_column_transformer(table):
+    columns = ColumnTransformer(
+        [
+            ("num", StandardScaler(), ["height"]),
+            ("cat", OrdinalEncoder(), ["group", "city"]),
+            ("pass", "passthrough", ["visits", "member"]),
+        ]
+    )
+    vae = small(
+        likelihood=["gaussian", "categorical", "categorical", "poisson", "bernoulli"],
+        n_components=3, max_iter=60, batch_size=32, learning_rate_init=3e-3,
+    )
+    pipe = make_pipeline(columns, vae, LogisticRegression())
+    target = (table["group"] == "a").to_numpy()
+    pipe.fit(table, target)
+    assert pipe.score(table, target) > 0.75
+
+
+@pytest.mark.parametrize(
+    "frame, params, message",
+    [
+        (pd.DataFrame({"t": pd.date_range("2020", periods=5)}), {}, "'t' has dtype datetime64.*fits no likelihood"),
+        (pd.DataFrame({"n": [1.0, -2.0, 3.0]}), {"likelihood": "poisson"}, "'n' has negative or fractional"),
+        (pd.DataFrame({"n": [1.0, 2.5, 3.0]}), {"likelihood": "negbinom"}, "'n' has negative or fractional"),
+        (pd.DataFrame({"n": [1.0, 2.0]}), {"likelihood": {"m": "poisson"}}, r"not in X: \['m'\]"),
+        (pd.DataFrame({"n": [1.0, 2.0]}), {"likelihood": ["poisson", "gaussian"]}, "lists 2 likelihoods"),
+        (pd.DataFrame({"n": [1.0, 2.0]}), {"likelihood": {"n": "zipf"}}, "Unknown likelihood"),
+        (pd.DataFrame({"c": ["a", None, "b"]}), {}, "'c' contains missing values"),
+        (pd.DataFrame({"v": [1.0, np.nan]}), {}, "'v' contains NaN"),
+        (pd.DataFrame({"v": ["1.0", "x"]}), {"likelihood": "gaussian"}, "'v' holds values that are not numbers"),
+    ],
+)
+def test_bad_tables_are_named(frame, params, message):
+    with pytest.raises(ValueError, match=message):
+        small(max_iter=1, **params).fit(frame)
+
+
+def test_counts_array_rejects_fractions():
+    with pytest.raises(ValueError, match="negative or fractional values"):
+        small(likelihood="poisson").fit(np.array([[0.5, 1.0], [2.0, 3.0]]))
+
+
+def test_encode_decode_round_trip(table):
+    specs = column_specs(table, "auto", KNOWN)
+    back = decode(encode(table, specs), specs, as_frame=True)
+    pd.testing.assert_frame_equal(back, table)
+    assert decode(np.ones((2, 1)), [ColumnSpec(0, "gaussian")], as_frame=False).shape == (2, 1)
+
+
+@pytest.mark.slow
+def test_conv_architecture_on_digits(digits):
+    X, y = digits
+    vae = small(architecture="conv", image_shape=(1, 8, 8), conv_channels=(8, 16),
+                likelihood="bernoulli", n_components=8, max_iter=30, batch_size=32,
+                learning_rate_init=3e-3)
+    Z = vae.fit_transform(X[:600])
+    assert Z.shape == (600, 8)
+    recon = vae.inverse_transform(Z)
+    assert recon.shape == (600, 64) and recon.min() >= 0 and recon.max() <= 1
+    assert np.mean((recon - X[:600]) ** 2) < 0.6 * np.mean((X[:600] - X[:600].mean(0)) ** 2)
+    assert vae.sample(3, random_state=0).shape == (3, 64)
+    accuracy = LogisticRegression(max_iter=2000).fit(Z, y[:600]).score(vae.transform(X[600:900]), y[600:900])
+    assert accuracy > 0.6
+
+
+def test_conv_on_odd_sized_multichannel_images():
+    X = np.random.RandomState(0).uniform(size=(20, 2 * 7 * 5))
+    vae = small(architecture="conv", image_shape=(2, 7, 5), conv_channels=(4,), max_iter=2).fit(X)
+    assert vae.inverse_transform(vae.transform(X)).shape == X.shape
+    assert np.isfinite(vae.score_samples(X, n_importance_samples=3)).all()
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"image_shape": (1, 8, 7)}, r"holds 56 pixels but X has 64 features"),
+        ({"image_shape": None}, "needs image_shape"),
+        ({"image_shape": (1, 8, 8), "likelihood": "categorical"}, "one parameter per pixel"),
+    ],
+)
+def test_bad_image_settings(digits, params, message):
+    with pytest.raises(ValueError, match=message):
+        small(architecture="conv", max_iter=1, **params).fit(digits[0][:20])
