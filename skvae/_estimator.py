@@ -105,7 +105,8 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
     min_variance : float, default=1e-3
         Floor on each Gaussian feature's variance, in units of that feature's
         training variance: it keeps a (nearly) constant feature from driving the
-        likelihood to infinity.
+        likelihood to infinity. Features recorded on a grid (such as grey levels)
+        get a higher floor, the variance of a uniform spread over the grid step.
     beta : float, default=1.0
         Weight of the KL term (beta-VAE). ``beta=1`` is the true ELBO.
     kl_warmup_epochs : int, default=0

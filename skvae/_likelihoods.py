@@ -64,19 +64,26 @@ class Gaussian(Likelihood):
 
     The data are standardised inside (the location and scale are buffers fitted on
     the training data), the decoder predicts the standardised mean, and the
-    log-density is reported in the original units. The standard deviation of each
-    feature is a free parameter, floored at ``sqrt(min_variance)`` in standardised
-    units so that a (nearly) constant feature cannot drive the likelihood to
-    infinity.
+    log-density is reported in the original units. The variance of each feature
+    is a free parameter with a floor, in standardised units, of the larger of
+
+    * ``min_variance`` (a share of the feature's training variance), and
+    * ``gap**2 / 12``, the variance of a uniform spread over the smallest gap
+      between the feature's distinct training values: data recorded on a grid
+      (grey levels, rounded measurements) cannot then earn an unbounded density
+      by collapsing onto grid points, which would make held-out rows off those
+      points score minus thousands of nats.
     """
 
     name = "gaussian"
+    _GAP_ROWS = 10_000
 
     def __init__(self, n_features, min_variance=1e-3):
         super().__init__(n_features)
         self.min_variance = float(min_variance)
         self.register_buffer("loc", torch.zeros(n_features))
         self.register_buffer("scale", torch.ones(n_features))
+        self.register_buffer("variance_floor", torch.full((n_features,), self.min_variance))
         self.log_variance = nn.Parameter(torch.zeros(n_features))
 
     @classmethod
@@ -88,15 +95,17 @@ class Gaussian(Likelihood):
         scale = X.std(axis=0)
         # As StandardScaler: a constant feature keeps its scale.
         scale[scale < 10 * np.finfo(np.float64).eps * np.maximum(np.abs(loc), 1)] = 1.0
-        self.loc.copy_(torch.as_tensor(loc, dtype=self.loc.dtype))
-        self.scale.copy_(torch.as_tensor(scale, dtype=self.scale.dtype))
+        gap = _smallest_gaps(X[:: max(1, len(X) // self._GAP_ROWS)])
+        floor = np.maximum(self.min_variance, (gap / scale) ** 2 / 12)
+        for buffer, value in [(self.loc, loc), (self.scale, scale), (self.variance_floor, floor)]:
+            buffer.copy_(torch.as_tensor(value, dtype=buffer.dtype))
 
     def network_input(self, x):
         return (x - self.loc) / self.scale
 
     def std(self):
         """Standard deviation of each feature, in standardised units."""
-        return torch.sqrt(self.log_variance.exp() + self.min_variance)
+        return torch.sqrt(self.log_variance.exp() + self.variance_floor)
 
     def log_prob(self, params, x):
         std = self.std()
@@ -110,6 +119,17 @@ class Gaussian(Likelihood):
     def sample(self, params, generator):
         noise = torch.randn(params.shape, generator=generator, device=params.device)
         return self.mean(params + noise * self.std())
+
+
+def _smallest_gaps(X):
+    """Smallest positive difference between distinct values of each column (0 if
+    the column has fewer than two distinct values)."""
+    ordered = np.sort(X, axis=0)
+    steps = np.diff(ordered, axis=0)
+    steps[steps <= 0] = np.inf
+    gaps = steps.min(axis=0, initial=np.inf)
+    gaps[~np.isfinite(gaps)] = 0.0
+    return gaps
 
 
 class Bernoulli(Likelihood):

@@ -29,13 +29,25 @@ def test_gaussian_log_prob_matches_scipy():
 
 
 def test_gaussian_variance_floor_on_constant_feature():
-    X = np.column_stack([np.zeros(10), np.arange(10.0)])
+    X = np.column_stack([np.zeros(10), np.random.RandomState(0).normal(size=10)])
     lik = Gaussian(2, min_variance=1e-2).double()
     lik.fit_data(X)
     assert lik.scale[0] == 1.0
     with torch.no_grad():
         lik.log_variance.fill_(-100.0)
     assert torch.allclose(lik.std(), torch.full((2,), 0.1, dtype=torch.float64))
+
+
+def test_gaussian_variance_floor_follows_the_grid():
+    """Values on a grid of step 0.5 get at least the variance of a uniform step."""
+    X = np.column_stack([np.arange(40) % 4 * 0.5, np.random.RandomState(0).normal(size=40)])
+    lik = Gaussian(2, min_variance=1e-6).double()
+    lik.fit_data(X)
+    with torch.no_grad():
+        lik.log_variance.fill_(-100.0)
+    floor_in_units = (lik.std() * lik.scale).detach().numpy()
+    np.testing.assert_allclose(floor_in_units[0], 0.5 / np.sqrt(12))
+    assert floor_in_units[1] < 0.05
 
 
 def test_gaussian_mean_and_sample_in_original_units():
