@@ -1,7 +1,7 @@
 """
-=======================================
+====================================
 Reconstructing and generating digits
-=======================================
+====================================
 
 A VAE is a generative model: besides encoding rows (``transform``) it decodes
 latent codes back to the feature space (``inverse_transform``) and draws new
@@ -43,11 +43,11 @@ vae = VAETransformer(
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", ConvergenceWarning)
     vae.fit(X_train)
-print(f"held-out ELBO: {vae.score(X_test):.2f} nats per image")
+print(f"held-out bound on log p(x): {vae.score(X_test):.2f} nats per image")
 
 
 def show(images, axes_row, title):
-    for ax, image in zip(axes_row, images):
+    for ax, image in zip(axes_row, images, strict=True):
         ax.imshow(image.reshape(8, 8), cmap="gray_r", vmin=0, vmax=1)
         ax.set_xticks([])
         ax.set_yticks([])
