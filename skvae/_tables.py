@@ -10,8 +10,10 @@ The automatic rule (``likelihood="auto"``), for DataFrame columns by dtype:
 
 * bool -> ``"bernoulli"``
 * category, object or string -> ``"categorical"``
-* integer -> ``"negbinom"`` (counts) when no training value is negative, else
-  ``"gaussian"``
+* integer -> ``"negbinom"`` (counts) when the training values lie in
+  0..MAX_AUTO_COUNT - 1; other integers (negative values, or large ones such as
+  amounts, weights or identifiers, which behave like measurements) ->
+  ``"gaussian"``, rounded back to integers on the way out
 * float -> ``"gaussian"``
 
 Plain arrays carry no per-column dtypes, so under ``"auto"`` every column of an
@@ -23,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 AUTO = "auto"
+MAX_AUTO_COUNT = 1000
 
 
 @dataclass(frozen=True)
@@ -64,7 +67,8 @@ def _auto_likelihood(column, name):
     ):
         return "categorical"
     if pd.api.types.is_integer_dtype(dtype):
-        return "negbinom" if column.min() >= 0 else "gaussian"
+        small_counts = column.min() >= 0 and column.max() < MAX_AUTO_COUNT
+        return "negbinom" if small_counts else "gaussian"
     if pd.api.types.is_float_dtype(dtype):
         return "gaussian"
     raise ValueError(
@@ -218,6 +222,8 @@ def decode(M, specs, as_frame):
             column = np.maximum(np.rint(column), 0).astype(np.int64)
         elif spec.likelihood == "bernoulli" and as_frame and spec.dtype == bool:
             column = column >= 0.5
+        elif as_frame and _pandas().api.types.is_integer_dtype(spec.dtype):
+            column = np.rint(column)
         columns[spec.name] = column
     if not as_frame:
         return np.column_stack(list(columns.values()))

@@ -42,8 +42,8 @@ def test_auto_rule_by_dtype(table):
         "gaussian", "categorical", "categorical", "negbinom", "bernoulli",
     ]
     assert specs[1].categories == ("a", "b", "c")  # only categories seen in the data
-    signed = pd.DataFrame({"n": np.array([-1, 2, 3])})
-    assert column_specs(signed, "auto", KNOWN)[0].likelihood == "gaussian"
+    signed = pd.DataFrame({"n": np.array([-1, 2, 3]), "amount": np.array([0, 5, 150000])})
+    assert [s.likelihood for s in column_specs(signed, "auto", KNOWN)] == ["gaussian", "gaussian"]
     assert column_specs(np.zeros((3, 2)), "auto", KNOWN)[1].likelihood == "gaussian"
 
 
@@ -71,6 +71,16 @@ def test_reconstruction_recovers_categories(table):
     back = vae.fit(table).inverse_transform(vae.transform(table))
     assert (back["group"] == table["group"]).mean() > 0.85  # the majority class has 0.6
     assert (back["city"] == table["city"]).mean() > 0.6
+
+
+def test_integer_columns_modelled_as_gaussian_come_back_as_integers():
+    rng = np.random.RandomState(0)
+    frame = pd.DataFrame({"amount": rng.randint(0, 100000, size=200), "x": rng.normal(size=200)})
+    vae = small(max_iter=40, learning_rate_init=3e-3).fit(frame)
+    assert vae._specs[0].likelihood == "gaussian"
+    drawn = vae.sample(500, random_state=0)
+    assert drawn["amount"].dtype == np.int64
+    assert abs(drawn["amount"].mean() - frame["amount"].mean()) < 0.25 * frame["amount"].std()
 
 
 def test_score_sums_column_log_likelihoods(table):
