@@ -96,7 +96,7 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         ``"mlp"``: fully connected encoder and decoder. ``"conv"``: a
         convolutional encoder and a transposed-convolution decoder for images,
         given as rows of flattened pixels with ``image_shape``; needs a
-        ``"gaussian"`` or ``"bernoulli"`` likelihood.
+        likelihood with one parameter per pixel (not ``"categorical"``).
     image_shape : tuple of int or None, default=None
         ``(channels, height, width)`` of the images, for ``architecture="conv"``;
         ``channels * height * width`` must equal the number of features. Pixels
@@ -433,7 +433,7 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         ):
             raise ValueError(
                 "architecture='conv' needs one parameter per pixel: use "
-                "likelihood='gaussian' or 'bernoulli'."
+                "likelihood='gaussian', 'bernoulli', 'poisson' or 'negbinom'."
             )
         return tuple(int(s) for s in shape)
 

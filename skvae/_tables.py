@@ -220,7 +220,7 @@ def decode(M, specs, as_frame):
             column = categories[np.rint(column).astype(int)]
         elif spec.likelihood in ("poisson", "negbinom"):
             column = np.maximum(np.rint(column), 0).astype(np.int64)
-        elif spec.likelihood == "bernoulli" and as_frame and spec.dtype == bool:
+        elif spec.likelihood == "bernoulli" and as_frame and _pandas().api.types.is_bool_dtype(spec.dtype):
             column = column >= 0.5
         elif as_frame and _pandas().api.types.is_integer_dtype(spec.dtype):
             column = np.rint(column)

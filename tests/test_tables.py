@@ -192,3 +192,12 @@ def test_conv_on_odd_sized_multichannel_images():
 def test_bad_image_settings(digits, params, message):
     with pytest.raises(ValueError, match=message):
         small(architecture="conv", max_iter=1, **params).fit(digits[0][:20])
+
+
+def test_nullable_boolean_column_comes_back_as_booleans():
+    frame = pd.DataFrame({"flag": pd.array([True, False] * 20, dtype="boolean"),
+                          "x": np.linspace(0, 1, 40)})
+    vae = small(max_iter=2).fit(frame)
+    out = vae.inverse_transform(vae.transform(frame))
+    assert out["flag"].dtype == "boolean"
+    assert set(out["flag"]) <= {True, False}

@@ -7,6 +7,8 @@ which keeps the Sphinx configuration picklable.
 ORDER = [
     "plot_digits_latent_space.py",
     "plot_reconstructions_and_samples.py",
+    "plot_conv_digits.py",
+    "plot_mixed_table.py",
     "plot_model_selection.py",
     "plot_pipeline_classifier.py",
     "plot_anomaly_detection.py",
