@@ -513,13 +513,13 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             module = copy.deepcopy(module).to(device=device, dtype=dtype)
         return module.eval(), device
 
-    def _apply(self, X, function):
+    def _apply(self, X, function, batch_size=EVAL_BATCH_SIZE):
         """``function(module, x)`` over row batches of ``X``, as NumPy of X's dtype."""
         dtype = torch.float32 if X.dtype == np.float32 else torch.float64
         module, device = self._inference(dtype)
         x = to_tensor(X, device, dtype)
         with torch.no_grad():
-            out = batched(lambda rows: function(module, rows), x, EVAL_BATCH_SIZE)
+            out = batched(lambda rows: function(module, rows), x, batch_size)
         return out.cpu().numpy()
 
     def transform(self, X):
@@ -630,7 +630,10 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         def bound(module, x):
             return module.elbo(x, noise.to(x.device, x.dtype)).bound
 
-        return self._apply(X, bound).astype(np.float64)
+        # Each row is decoded n_samples times: bound the rows per batch so that
+        # memory does not grow with the number of importance samples.
+        batch_size = max(1, EVAL_BATCH_SIZE // n_samples)
+        return self._apply(X, bound, batch_size).astype(np.float64)
 
     def score(self, X, y=None):
         """Mean lower bound on the log-likelihood of the rows of ``X``.
