@@ -38,6 +38,7 @@ def main(argv=None):
     parser.add_argument("--n-test", type=int, default=2000)
     parser.add_argument("--n-importance", type=int, default=200)
     parser.add_argument("--n-train", type=int, default=60000)
+    parser.add_argument("--models", nargs="+", default=["mlp", "conv"], choices=["mlp", "conv"])
     args = parser.parse_args(argv)
 
     X_train, _, X_test, _ = load_mnist()
@@ -64,6 +65,8 @@ def main(argv=None):
           f"{len(X_test)} test images with {args.n_importance} importance samples")
     print(f"{'model':<24}{'epochs':>7}{'fit s':>9}{'test NLL (nats)':>17}")
     for name, (vae, epochs) in models.items():
+        if name.split()[0] not in args.models:
+            continue
         start = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
