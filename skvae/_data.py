@@ -85,9 +85,11 @@ def batch_slices(n_rows, batch_size):
     return [slice(start, min(start + batch_size, n_rows)) for start in range(0, n_rows, batch_size)]
 
 
-def split_validation(x, validation_fraction, generator):
-    """A random (train, validation) split of the rows of tensor ``x``."""
-    n_rows = x.shape[0]
+def split_validation(n_rows, validation_fraction, generator):
+    """Row indices of a random (train, validation) split of ``n_rows`` rows.
+
+    Indices rather than copies: the data matrix is never duplicated.
+    """
     n_valid = max(1, int(round(validation_fraction * n_rows)))
     if n_rows - n_valid < 1:
         raise ValueError(
@@ -95,8 +97,46 @@ def split_validation(x, validation_fraction, generator):
             f"got n_samples={n_rows}."
         )
     order = torch.randperm(n_rows, generator=generator, device=generator.device)
-    order = order.to(x.device)
-    return x[order[n_valid:]], x[order[:n_valid]]
+    return order[n_valid:], order[:n_valid]
+
+
+# Share of the device's free memory the training data may take before it is kept on
+# the host and sent over in chunks instead.
+DEVICE_DATA_FRACTION = 0.5
+HOST_CHUNK_BYTES = 256 * 2**20
+
+
+def free_device_bytes(device):
+    """Free memory on ``device`` in bytes (None for the CPU: no limit applies)."""
+    if device.type != "cuda":
+        return None
+    free, _ = torch.cuda.mem_get_info(device)
+    return free
+
+
+def place_rows(x, device, batch_size):
+    """Put the training tensor ``x`` where training reads it.
+
+    Returns ``(x, chunk_rows)``: ``x`` moved to ``device`` once when it takes at
+    most ``DEVICE_DATA_FRACTION`` of the device's free memory (``chunk_rows`` is
+    None), else ``x`` left on the host (pinned for fast copies) with the number
+    of rows, a multiple of ``batch_size``, to send to the device at a time. The
+    host tensor is not pinned: pinning copies it, and the chunks are large enough
+    (``HOST_CHUNK_BYTES``) for the copy to be a small part of an epoch.
+    """
+    free = free_device_bytes(device)
+    nbytes = x.element_size() * x.numel()
+    if free is None or nbytes <= DEVICE_DATA_FRACTION * free:
+        return x.to(device), None
+    row_bytes = max(1, nbytes // max(1, x.shape[0]))
+    budget = min(HOST_CHUNK_BYTES, int(DEVICE_DATA_FRACTION * free))
+    chunk_rows = max(1, budget // row_bytes // batch_size) * batch_size
+    return x, chunk_rows
+
+
+def gather_rows(x, rows, device):
+    """``x[rows]`` on ``device`` (one host-to-device copy when ``x`` is on the host)."""
+    return x[rows.to(x.device)].to(device)
 
 
 def batched(function, x, batch_size):

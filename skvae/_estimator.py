@@ -27,6 +27,7 @@ from ._data import (
     draw_seed,
     evaluation_noise,
     make_generator,
+    place_rows,
     resolve_device,
     seeded_torch,
     split_validation,
@@ -39,6 +40,7 @@ from ._training import (
     EVAL_BATCH_SIZE,
     TrainingSettings,
     make_optimizer,
+    move_optimizer_state,
     train_module,
 )
 
@@ -149,7 +151,15 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
     device : str, default="auto"
         Torch device: ``"auto"`` takes CUDA when available, else the CPU; ``"cpu"``,
         ``"cuda"``, ``"cuda:1"`` and so on are also accepted. The fitted model is
-        kept on the CPU, so it pickles and loads anywhere.
+        kept on the CPU, so it pickles and loads anywhere. The training data are
+        copied to the device once per fit when they take at most half of its free
+        memory, and otherwise sent over in chunks of up to 256 MiB.
+    mixed_precision : bool, default=False
+        Run the encoder and decoder networks under bfloat16 autocast during
+        training (the likelihood, KL and optimiser stay in float32). Meant for
+        GPUs with bfloat16 units (NVIDIA Ampere and later), where it saves time and
+        memory on wide networks and images; torch also supports it on CPUs, but
+        there it is usually slower. Inference always runs at full precision.
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialisation, shuffling, the validation split and the
         reparameterisation noise. An int makes ``fit`` reproducible. The global
@@ -232,6 +242,7 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         "tol": [Interval(Real, 0, None, closed="left")],
         "warm_start": ["boolean"],
         "device": [str],
+        "mixed_precision": ["boolean"],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
@@ -263,6 +274,7 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         tol=1e-4,
         warm_start=False,
         device="auto",
+        mixed_precision=False,
         random_state=None,
         verbose=0,
     ):
@@ -290,6 +302,7 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         self.tol = tol
         self.warm_start = warm_start
         self.device = device
+        self.mixed_precision = mixed_precision
         self.random_state = random_state
         self.verbose = verbose
 
@@ -366,19 +379,25 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         settings = self._settings(max_iter, early_stopping, X.shape[0])
         seed = int(torch.randint(MAX_SEED, (1,), generator=self._generator))
         generator = make_generator(seed, device)
-        x = to_tensor(X, device)
-        x_valid = None
+        # A float32 array is used in place (no copy); other input is copied once
+        # to float32. Early stopping holds rows out by index, not by copying.
+        x = to_tensor(X, "cpu")
+        train_rows = valid_rows = None
         if early_stopping:
-            x, x_valid = split_validation(x, self.validation_fraction, generator)
+            train_rows, valid_rows = split_validation(
+                x.shape[0], self.validation_fraction, generator
+            )
+        x, settings.chunk_rows = place_rows(x, device, settings.batch_size)
         module = self.module_.to(device)
-        _move_optimizer_state(self._optimizer, device)
+        move_optimizer_state(self._optimizer, device)
         try:
             result = train_module(
-                module, self._optimizer, x, x_valid, settings, generator, self._history
+                module, self._optimizer, x, settings, generator, self._history,
+                train_rows, valid_rows,
             )
         finally:
             self.module_ = module.to("cpu")
-            _move_optimizer_state(self._optimizer, torch.device("cpu"))
+            move_optimizer_state(self._optimizer, torch.device("cpu"))
         self._record(result, early_stopping)
         self._report(result, max_iter, warn_unconverged=max_iter > 1)
 
@@ -389,7 +408,7 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         self._eval_seed = int(torch.randint(MAX_SEED, (1,), generator=self._generator))
         with seeded_torch(seed):
             self.module_ = self._build_module()
-        self.module_.observation.fit_data(X.astype(np.float64, copy=False))
+        self.module_.observation.fit_data(X)
         self._optimizer = make_optimizer(self.module_, self.learning_rate_init, self.alpha)
         self._history = None
 
@@ -449,6 +468,7 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
             early_stopping=early_stopping,
             learning_rate=self.learning_rate,
             max_grad_norm=self.max_grad_norm,
+            mixed_precision=self.mixed_precision,
             verbose=self.verbose,
         )
 
@@ -714,11 +734,3 @@ def _as_layer_sizes(sizes, name):
     if not all(isinstance(s, Integral) and s >= 1 for s in values):
         raise ValueError(f"{name} must hold positive integers; got {sizes!r}.")
     return tuple(int(s) for s in values)
-
-
-def _move_optimizer_state(optimizer, device):
-    for state in optimizer.state.values():
-        for key, value in state.items():
-            # Adam keeps its step counter on the CPU unless it is "capturable".
-            if key != "step" and torch.is_tensor(value) and value.device != device:
-                state[key] = value.to(device)

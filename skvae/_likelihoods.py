@@ -52,8 +52,12 @@ class Likelihood(nn.Module):
         ``options`` (a dict); most need only the number of columns."""
         return cls(len(specs))
 
-    def fit_data(self, X):
-        """Store data-dependent constants (scaling) from the training array ``X``."""
+    def fit_data(self, X, columns=None):
+        """Store data-dependent constants (scaling) from the training array ``X``.
+
+        ``columns`` picks this likelihood's columns of ``X`` (all when None);
+        statistics are read in row chunks, so no copy of ``X`` is made.
+        """
 
     def network_input(self, x):
         return x
@@ -90,12 +94,11 @@ class Gaussian(Likelihood):
     def build(cls, specs, options):
         return cls(len(specs), min_variance=options["min_variance"])
 
-    def fit_data(self, X):
-        loc = X.mean(axis=0)
-        scale = X.std(axis=0)
+    def fit_data(self, X, columns=None):
+        loc, scale = column_moments(X, columns)
         # As StandardScaler: a constant feature keeps its scale.
         scale[scale < 10 * np.finfo(np.float64).eps * np.maximum(np.abs(loc), 1)] = 1.0
-        gap = _smallest_gaps(X[:: max(1, len(X) // self._GAP_ROWS)])
+        gap = _smallest_gaps(_take(X[:: max(1, len(X) // self._GAP_ROWS)], columns))
         floor = np.maximum(self.min_variance, (gap / scale) ** 2 / 12)
         for buffer, value in [(self.loc, loc), (self.scale, scale), (self.variance_floor, floor)]:
             buffer.copy_(torch.as_tensor(value, dtype=buffer.dtype))
@@ -121,10 +124,41 @@ class Gaussian(Likelihood):
         return self.mean(params + noise * self.std())
 
 
+_CHUNK_ROWS = 16384
+
+
+def _take(X, columns):
+    return X if columns is None else X[:, columns]
+
+
+def column_moments(X, columns=None, transform=None):
+    """Mean and (population) standard deviation of each column, in float64.
+
+    Reads ``X`` in chunks of rows, each converted to float64 (and passed through
+    ``transform`` if given), and merges the chunks' moments with Chan et al.'s
+    pairwise update: memory beyond ``X`` is one chunk, and the result matches a
+    two-pass float64 computation on the whole array to rounding.
+    """
+    n_total, mean, m2 = 0, 0.0, 0.0
+    for start in range(0, X.shape[0], _CHUNK_ROWS):
+        block = np.asarray(_take(X[start : start + _CHUNK_ROWS], columns), dtype=np.float64)
+        if transform is not None:
+            block = transform(block)
+        n = block.shape[0]
+        block_mean = block.mean(axis=0)
+        block_m2 = np.square(block - block_mean).sum(axis=0)
+        delta = block_mean - mean
+        n_new = n_total + n
+        mean = mean + delta * (n / n_new)
+        m2 = m2 + block_m2 + np.square(delta) * (n_total * n / n_new)
+        n_total = n_new
+    return np.asarray(mean, dtype=np.float64), np.sqrt(np.asarray(m2) / n_total)
+
+
 def _smallest_gaps(X):
     """Smallest positive difference between distinct values of each column (0 if
     the column has fewer than two distinct values)."""
-    ordered = np.sort(X, axis=0)
+    ordered = np.sort(np.asarray(X, dtype=np.float64), axis=0)
     steps = np.diff(ordered, axis=0)
     steps[steps <= 0] = np.inf
     gaps = steps.min(axis=0, initial=np.inf)
@@ -165,11 +199,10 @@ class _Standardised(Likelihood):
         self.register_buffer("input_loc", torch.zeros(n_features))
         self.register_buffer("input_scale", torch.ones(n_features))
 
-    def fit_data(self, X):
-        logged = np.log1p(X)
-        scale = logged.std(axis=0)
+    def fit_data(self, X, columns=None):
+        loc, scale = column_moments(X, columns, transform=np.log1p)
         scale[scale == 0] = 1.0
-        self.input_loc.copy_(torch.as_tensor(logged.mean(axis=0)))
+        self.input_loc.copy_(torch.as_tensor(loc))
         self.input_scale.copy_(torch.as_tensor(scale))
 
     def network_input(self, x):
@@ -326,11 +359,9 @@ class Observation(nn.Module):
         return out
 
     def fit_data(self, X):
-        if self._whole:  # indexing with every column would copy the whole matrix
-            self.likelihoods[0].fit_data(X)
-            return
+        """Each likelihood reads its own columns of ``X`` (no copy of ``X``)."""
         for lik, cols in zip(self.likelihoods, self.columns):
-            lik.fit_data(X[:, cols])
+            lik.fit_data(X, None if self._whole else cols)
 
     def network_input(self, x):
         parts = [lik.network_input(p) for lik, p in zip(self.likelihoods, self._split_x(x))]

@@ -49,14 +49,16 @@ class VAEModule(nn.Module):
 
     def encode(self, x):
         """Posterior mean and log-variance of q(z | x)."""
-        out = self.encoder(self.observation.network_input(x))
+        # Under autocast the network computes in bfloat16; the rest of the
+        # objective (sampling, KL, likelihood) stays in the data's precision.
+        out = self.encoder(self.observation.network_input(x)).to(x.dtype)
         mean, log_var = out.split(self.n_components, dim=-1)
         # Bound the log-variance so exp() can neither overflow nor underflow.
         return mean, log_var.clamp(-30.0, 20.0)
 
     def decode(self, z):
         """Parameters of p(x | z), as expected by ``observation``."""
-        return self.decoder(z)
+        return self.decoder(z).to(z.dtype)
 
     def elbo(self, x, noise, kl_weight=1.0):
         """The (importance-weighted) ELBO of each row of ``x``.

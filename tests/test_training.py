@@ -42,9 +42,9 @@ def test_best_weights_are_restored(monkeypatch):
     seen = {}
     original = training.mean_bound
 
-    def recording(module, x, noise):
-        seen.update(x=x, noise=noise)
-        return original(module, x, noise)
+    def recording(module, x, noise, rows=None):
+        seen.update(x=x, noise=noise, rows=rows)
+        return original(module, x, noise, rows)
 
     monkeypatch.setattr(training, "mean_bound", recording)
     vae = small(max_iter=40, early_stopping=True, n_iter_no_change=5, learning_rate_init=0.05)
@@ -52,7 +52,7 @@ def test_best_weights_are_restored(monkeypatch):
     best_epoch = int(np.argmax(vae.validation_scores_))
     assert best_epoch < vae.n_iter_ - 1  # the last epoch was not the best
     # Scoring the held-out rows again with the kept weights gives the best score.
-    rescored = original(vae.module_, seen["x"], seen["noise"])
+    rescored = original(vae.module_, seen["x"], seen["noise"], seen["rows"])
     assert rescored == pytest.approx(vae.best_validation_score_, abs=1e-5)
     assert rescored > vae.validation_scores_[-1]
 
