@@ -132,21 +132,30 @@ def _take(X, columns):
 
 
 def column_moments(X, columns=None, transform=None):
-    """Mean and (population) standard deviation of each column, in float64.
+    """Mean and (population) standard deviation of each column, as float64.
 
-    Reads ``X`` in chunks of rows, each converted to float64 (and passed through
-    ``transform`` if given), and merges the chunks' moments with Chan et al.'s
-    pairwise update: memory beyond ``X`` is one chunk, and the result matches a
-    two-pass float64 computation on the whole array to rounding.
+    Reads ``X`` in chunks of rows (passed through ``transform``, in float64, if
+    given) and merges the chunks' moments with Chan et al.'s pairwise update, so
+    memory beyond ``X`` is a chunk. A float32 chunk is not converted: its
+    deviations from the chunk's mean are taken in float32 and summed in float64,
+    which is accurate to float32's precision (about 1e-7 relative) at a third of
+    the cost of a float64 copy; float64 input matches a two-pass float64
+    computation to rounding.
     """
     n_total, mean, m2 = 0, 0.0, 0.0
     for start in range(0, X.shape[0], _CHUNK_ROWS):
-        block = np.asarray(_take(X[start : start + _CHUNK_ROWS], columns), dtype=np.float64)
+        block = _take(X[start : start + _CHUNK_ROWS], columns)
         if transform is not None:
-            block = transform(block)
+            block = transform(np.asarray(block, dtype=np.float64))
+        elif block.dtype not in (np.float32, np.float64):
+            block = block.astype(np.float64)
         n = block.shape[0]
-        block_mean = block.mean(axis=0)
-        block_m2 = np.square(block - block_mean).sum(axis=0)
+        centre = block.mean(axis=0, dtype=np.float64).astype(block.dtype)
+        deviation = block - centre
+        shift = deviation.sum(axis=0, dtype=np.float64)  # the centre's rounding
+        block_mean = centre.astype(np.float64) + shift / n
+        np.square(deviation, out=deviation)
+        block_m2 = np.maximum(deviation.sum(axis=0, dtype=np.float64) - shift**2 / n, 0.0)
         delta = block_mean - mean
         n_new = n_total + n
         mean = mean + delta * (n / n_new)
@@ -158,7 +167,9 @@ def column_moments(X, columns=None, transform=None):
 def _smallest_gaps(X):
     """Smallest positive difference between distinct values of each column (0 if
     the column has fewer than two distinct values)."""
-    ordered = np.sort(np.asarray(X, dtype=np.float64), axis=0)
+    # Sorting in the data's own precision is exact; the differences are taken in
+    # float64.
+    ordered = np.sort(X, axis=0).astype(np.float64)
     steps = np.diff(ordered, axis=0)
     steps[steps <= 0] = np.inf
     gaps = steps.min(axis=0, initial=np.inf)
