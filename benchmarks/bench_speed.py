@@ -28,6 +28,8 @@ VAETransformer's optimiser (learning rate 1e-3 for the networks), minibatches of
     ``VAETransformer.fit`` as a user calls it, with ``early_stopping=False``; and
     ``VAETransformer (early stop)``, with ``early_stopping=True``: it trains on
     90% of the rows and its per-epoch validation passes count in its time.
+    With ``--compile``, also ``VAETransformer (compile)``, with ``compile=True``:
+    its time includes compiling the step, which it does once per fit.
 
 The fits alternate between the methods (the order rotates from one repeat to the
 next) so that a change in the machine's load hits all of them alike. For each
@@ -64,6 +66,7 @@ How to run
     python benchmarks/bench_speed.py           # 2-3 minutes on an idle 2-core CPU
     python benchmarks/bench_speed.py --quick   # one epoch per data set (3 for digits)
     python benchmarks/bench_speed.py --epochs 3 --repeats 5 --datasets table
+    python benchmarks/bench_speed.py --compile --datasets table --epochs 10
 
 It uses the device ``VAETransformer(device="auto")`` picks (CUDA when available)
 for every method and leaves torch's thread settings as they are. The numbers are
@@ -299,8 +302,9 @@ def fit_skorch(X_train, epochs, seed, initial, device):
     return net.module_.vae, X_train.shape[0]
 
 
-def _fit_vae_transformer(X_train, epochs, seed, device, early_stopping):
+def _fit_vae_transformer(X_train, epochs, seed, device, early_stopping, compile=False):
     estimator = VAETransformer(
+        compile=compile,
         n_components=N_COMPONENTS,
         hidden_layer_sizes=HIDDEN,
         likelihood="gaussian",
@@ -330,11 +334,15 @@ def fit_vae_transformer_early_stopping(X_train, epochs, seed, initial, device):
     return _fit_vae_transformer(X_train, epochs, seed, device, early_stopping=True)
 
 
+def fit_vae_transformer_compiled(X_train, epochs, seed, initial, device):
+    return _fit_vae_transformer(X_train, epochs, seed, device, False, compile=True)
+
+
 HAND = "hand-written loop"
 SKORCH = "skorch NeuralNet"
 
 
-def methods():
+def methods(compile=False):
     found = {
         HAND: fit_hand_loop,
         "hand-written, fused Adam": fit_hand_loop_fused,
@@ -344,6 +352,8 @@ def methods():
         found[SKORCH] = fit_skorch
     found["VAETransformer"] = fit_vae_transformer
     found["VAETransformer (early stop)"] = fit_vae_transformer_early_stopping
+    if compile:
+        found["VAETransformer (compile)"] = fit_vae_transformer_compiled
     return found
 
 
@@ -360,8 +370,8 @@ def load(name):
     return np.ascontiguousarray(X_train), np.ascontiguousarray(X_test)
 
 
-def bench_training(name, X_train, X_test, epochs, repeats, device):
-    fits = methods()
+def bench_training(name, X_train, X_test, epochs, repeats, device, compile=False):
+    fits = methods(compile)
     names = list(fits)
     # One untimed fit of each method on a slice, so that no method pays torch's
     # one-off start-up costs in its first timed repeat.
@@ -522,6 +532,12 @@ def parse_args(argv=None):
     parser.add_argument(
         "--no-transform", action="store_true", help="skip the transform benchmark"
     )
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="add VAETransformer(compile=True); its time includes compiling, once "
+        "per fit (the untimed warm-up fit fills torch's compilation caches first)",
+    )
     args = parser.parse_args(argv)
     if args.repeats < 1 or (args.epochs is not None and args.epochs < 1):
         parser.error("--repeats and --epochs must be positive")
@@ -557,7 +573,9 @@ def main(argv=None):
             f"{X_test.shape[0]:,} held out, {epochs} epochs ...",
             flush=True,
         )
-        rows += bench_training(name, X_train, X_test, epochs, args.repeats, device)
+        rows += bench_training(
+            name, X_train, X_test, epochs, args.repeats, device, args.compile
+        )
     if rows:
         print()
         print_training_table(rows)

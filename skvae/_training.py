@@ -36,6 +36,7 @@ class TrainingSettings:
     learning_rate: str = "constant"
     max_grad_norm: float = None
     mixed_precision: bool = False
+    compile: bool = False
     chunk_rows: int = None
     verbose: int = 0
 
@@ -136,17 +137,48 @@ def draw_noise(n_samples, n_rows, n_components, generator):
     )
 
 
+def compiled_loss(module):
+    """The training loss of ``module`` as a ``torch.compile``-d function
+    ``(x, noise, kl_weight) -> loss``.
+
+    Compiled once for every batch size (``dynamic=True``), so the last, smaller
+    batch of an epoch does not trigger a second compilation. A failure to
+    compile (no C++ compiler, say) is reported as a RuntimeError that says so.
+    """
+    compiled = torch.compile(lambda x, noise, weight: module.elbo(x, noise, weight).loss,
+                             dynamic=True)
+
+    def loss(x, noise, kl_weight):
+        try:
+            return compiled(x, noise, kl_weight)
+        except Exception as exc:  # torch's compiler errors have no common base
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise RuntimeError(
+                "compile=True: torch.compile could not compile the training step "
+                f"({type(exc).__name__}: {first_line}). It needs a working C++ "
+                "compiler on the CPU (Triton on a GPU); use compile=False."
+            ) from exc
+
+    return loss
+
+
 def train_step(
-    module, optimizer, x, kl_weight, n_samples, generator, max_grad_norm, mixed_precision=False
+    module, optimizer, x, kl_weight, n_samples, generator, max_grad_norm,
+    mixed_precision=False, loss_fn=None,
 ):
     """One optimiser step on batch ``x``; returns the (detached) loss.
 
     With ``mixed_precision`` the networks run under bfloat16 autocast; the
     likelihood and KL terms are computed in float32 (see ``VAEModule.elbo``).
+    ``loss_fn(x, noise, kl_weight)``, when given, replaces
+    ``module.elbo(...).loss`` (a compiled version of it, say).
     """
     noise = draw_noise(n_samples, x.shape[0], module.n_components, generator)
     with autocast(x.device, mixed_precision):
-        loss = module.elbo(x, noise, kl_weight).loss
+        if loss_fn is None:
+            loss = module.elbo(x, noise, kl_weight).loss
+        else:
+            loss = loss_fn(x, noise, kl_weight)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if max_grad_norm is not None:
@@ -180,7 +212,7 @@ def epoch_batches(x, rows, batch_size, chunk_rows, generator):
             yield chunk[part]
 
 
-def run_epoch(module, optimizer, x, settings, kl_weight, generator, rows=None):
+def run_epoch(module, optimizer, x, settings, kl_weight, generator, rows=None, loss_fn=None):
     """One pass over the rows ``rows`` of ``x`` (all when None) in a random order.
 
     Returns the mean loss as a 0-d tensor on the training device: the per-batch
@@ -188,12 +220,15 @@ def run_epoch(module, optimizer, x, settings, kl_weight, generator, rows=None):
     inside the epoch.
     """
     module.train()
+    if loss_fn is not None:
+        # A tensor, so that a changing KL weight (warm-up) does not recompile.
+        kl_weight = torch.tensor(float(kl_weight), device=generator.device)
     losses, sizes = [], []
     for batch in epoch_batches(x, rows, settings.batch_size, settings.chunk_rows, generator):
         losses.append(
             train_step(
                 module, optimizer, batch, kl_weight, settings.n_importance_samples,
-                generator, settings.max_grad_norm, settings.mixed_precision,
+                generator, settings.max_grad_norm, settings.mixed_precision, loss_fn,
             )
         )
         sizes.append(batch.shape[0])
@@ -267,6 +302,7 @@ def train_module(
         else None
     )
     best_state = last_good = snapshot(module)
+    loss_fn = compiled_loss(module) if settings.compile else None
     progress = Progress(settings.verbose, settings.max_iter)
     start = time.perf_counter()
     try:
@@ -274,7 +310,7 @@ def train_module(
             global_epoch = result.n_iter
             weight = kl_weight_at(global_epoch, settings.beta, settings.kl_warmup_epochs)
             loss = run_epoch(
-                module, optimizer, x, settings, weight, generator, train_rows
+                module, optimizer, x, settings, weight, generator, train_rows, loss_fn
             ).item()
             if not math.isfinite(loss):
                 module.load_state_dict(last_good)

@@ -1,5 +1,6 @@
 """How training reads its data: no copies, chunked transfer, fused Adam, bf16 autocast."""
 
+import shutil
 import warnings
 
 import numpy as np
@@ -182,3 +183,27 @@ def test_mixed_precision_fit_trains_close_to_full_precision():
     assert mixed.loss_curve_[-1] < mixed.loss_curve_[0]
     assert mixed.score(X32) == pytest.approx(full.score(X32), abs=0.5)
     assert mixed.transform(X32).dtype == np.float32
+
+
+# ------------------------------------------------------------------ compilation
+
+
+def test_compile_failure_is_reported_clearly(monkeypatch):
+    def broken(*args, **kwargs):
+        raise AssertionError("inductor: no working C++ compiler found\nlong trace ...")
+
+    monkeypatch.setattr(torch, "compile", lambda fn, **kwargs: broken)
+    with pytest.raises(RuntimeError, match="compile=True: torch.compile could not compile"):
+        small(compile=True).fit(X32)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("c++") is None, reason="torch.compile needs a C++ compiler")
+def test_compiled_step_trains_as_the_eager_one():
+    params = {"max_iter": 3, "kl_warmup_epochs": 2, "batch_size": 32}  # a partial last batch
+    eager = fit_quietly(small(**params), X32)
+    compiled = fit_quietly(small(compile=True, **params), X32)
+    # Same data order, noise and initial weights; the compiled kernels may round
+    # differently, so the curves agree closely but not bit for bit.
+    np.testing.assert_allclose(compiled.loss_curve_, eager.loss_curve_, rtol=1e-3)
+    assert compiled.score(X32) == pytest.approx(eager.score(X32), rel=1e-2)
