@@ -97,8 +97,16 @@ class Gaussian(Likelihood):
     def fit_data(self, X, columns=None):
         loc, scale = column_moments(X, columns)
         # As StandardScaler: a constant feature keeps its scale.
-        scale[scale < 10 * np.finfo(np.float64).eps * np.maximum(np.abs(loc), 1)] = 1.0
+        constant = scale < 10 * np.finfo(np.float64).eps * np.maximum(np.abs(loc), 1)
+        scale[constant] = 1.0
         gap = _smallest_gaps(_take(X[:: max(1, len(X) // self._GAP_ROWS)], columns))
+        # A column whose few other values all missed the row sample (a pixel
+        # lit in a handful of images) would get no floor, and those rows would
+        # score thousands of nats too low: read its gap from all its rows.
+        missed = np.flatnonzero((gap == 0) & ~constant)
+        if missed.size:
+            picked = missed if columns is None else np.asarray(columns)[missed]
+            gap[missed] = _smallest_gaps(X[:, picked])
         floor = np.maximum(self.min_variance, (gap / scale) ** 2 / 12)
         for buffer, value in [(self.loc, loc), (self.scale, scale), (self.variance_floor, floor)]:
             buffer.copy_(torch.as_tensor(value, dtype=buffer.dtype))

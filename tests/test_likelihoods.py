@@ -50,6 +50,32 @@ def test_gaussian_variance_floor_follows_the_grid():
     assert floor_in_units[1] < 0.05
 
 
+@pytest.mark.parametrize("columns", [None, [0, 2]])
+def test_gaussian_floor_of_a_rare_column_is_read_from_all_rows(monkeypatch, columns):
+    """A pixel lit in one image out of many: the row sample used for the grid
+    misses it, yet its floor must reflect that value's distance from the rest."""
+    import skvae._likelihoods as likelihoods
+
+    monkeypatch.setattr(Gaussian, "_GAP_ROWS", 20)  # every 10th of 200 rows
+    rng = np.random.RandomState(0)
+    X = np.column_stack([np.zeros(200), rng.normal(size=200), rng.normal(size=200)])
+    X[5, 0] = 0.5  # not among rows 0, 10, 20, ...
+    assert likelihoods._smallest_gaps(X[::10])[0] == 0  # the sample misses it
+    lik = Gaussian(2 if columns else 3, min_variance=1e-3).double()
+    lik.fit_data(X, columns)
+    with torch.no_grad():
+        lik.log_variance.fill_(-100.0)
+    floor_in_units = (lik.std() * lik.scale).detach().numpy()
+    np.testing.assert_allclose(floor_in_units[0], 0.5 / np.sqrt(12))
+    # So the lit row scores like an ordinary outlier, not minus thousands of nats
+    # (the other columns get unit variance here, to look at the rare one alone).
+    with torch.no_grad():
+        lik.log_variance[1:] = 0.0
+    params = torch.zeros(1, lik.n_features, dtype=torch.float64)
+    row = torch.tensor(X[5:6] if columns is None else X[5:6, columns])
+    assert lik.log_prob(params, row).item() > -100
+
+
 def test_gaussian_mean_and_sample_in_original_units():
     X = np.random.RandomState(0).normal(loc=5.0, scale=3.0, size=(500, 2))
     lik = Gaussian(2).double()
