@@ -8,7 +8,9 @@ the Gaussian likelihood head with a learned variance per feature, the same
 initial weights and data scaling) with the same loss
 (``module.elbo(x, noise).loss``), the same Adam parameter groups as
 VAETransformer's optimiser (learning rate 1e-3 for the networks), minibatches of
-128 rows and a fixed number of epochs (digits 10, the table 2, MNIST 1):
+128 rows and a fixed number of epochs (digits 10, the table 3, MNIST 3; fits in
+practice run tens to hundreds, so the per-fit set-up weighs more here than in
+use, and ``--quick``'s single epochs show it at its heaviest):
 
 ``hand-written loop``
     The minimal PyTorch loop: the data preloaded as one float32 tensor, one
@@ -63,7 +65,7 @@ How to run
 ----------
 ::
 
-    python benchmarks/bench_speed.py           # 2-3 minutes on an idle 2-core CPU
+    python benchmarks/bench_speed.py           # about 4 minutes on an idle 2-core CPU
     python benchmarks/bench_speed.py --quick   # one epoch per data set (3 for digits)
     python benchmarks/bench_speed.py --epochs 3 --repeats 5 --datasets table
     python benchmarks/bench_speed.py --compile --datasets table --epochs 10
@@ -114,7 +116,7 @@ LEARNING_RATE = 1e-3
 VALIDATION_FRACTION = 0.1  # VAETransformer's default, for the early-stopping row
 EVAL_SEED = 12345
 # Epochs per data set: enough steps for a stable rate, few enough to stay quick.
-DEFAULT_EPOCHS = {"digits": 10, "table": 2, "mnist": 1}
+DEFAULT_EPOCHS = {"digits": 10, "table": 3, "mnist": 3}
 QUICK_EPOCHS = {"digits": 3, "table": 1, "mnist": 1}
 
 

@@ -547,9 +547,11 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         """``function(module, x)`` over row batches of ``X``, as NumPy of X's dtype."""
         dtype = torch.float32 if X.dtype == np.float32 else torch.float64
         module, device = self._inference(dtype)
-        x = to_tensor(X, device, dtype)
+        # The rows stay on the host and go to the device a batch at a time, so
+        # inference needs no room for the whole input there.
+        x = to_tensor(X, "cpu", dtype)
         with torch.no_grad():
-            out = batched(lambda rows: function(module, rows), x, batch_size)
+            out = batched(lambda rows: function(module, rows.to(device)), x, batch_size)
         return out.cpu().numpy()
 
     def transform(self, X):
