@@ -22,6 +22,7 @@ NumPy array.
 """
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -95,6 +96,19 @@ class Gaussian(Likelihood):
         return cls(len(specs), min_variance=options["min_variance"])
 
     def fit_data(self, X, columns=None):
+        if columns is None:
+            groups = [slice(a, b) for a, b in _column_ranges(X.shape[1], X.shape[0])]
+        else:
+            columns = np.asarray(columns)
+            groups = [columns[a:b] for a, b in _column_ranges(len(columns), X.shape[0])]
+        parts = _map_threads(lambda group: self._statistics(X, group), groups)
+        loc, scale, gap = (np.concatenate(values) for values in zip(*parts))
+        floor = np.maximum(self.min_variance, (gap / scale) ** 2 / 12)
+        for buffer, value in [(self.loc, loc), (self.scale, scale), (self.variance_floor, floor)]:
+            buffer.copy_(torch.as_tensor(value, dtype=buffer.dtype))
+
+    def _statistics(self, X, columns):
+        """Location, scale and smallest value gap of the ``columns`` of ``X``."""
         loc, scale = column_moments(X, columns)
         # As StandardScaler: a constant feature keeps its scale.
         constant = scale < 10 * np.finfo(np.float64).eps * np.maximum(np.abs(loc), 1)
@@ -105,11 +119,9 @@ class Gaussian(Likelihood):
         # score thousands of nats too low: read its gap from all its rows.
         missed = np.flatnonzero((gap == 0) & ~constant)
         if missed.size:
-            picked = missed if columns is None else np.asarray(columns)[missed]
+            picked = np.arange(X.shape[1])[columns][missed]
             gap[missed] = _smallest_gaps(X[:, picked])
-        floor = np.maximum(self.min_variance, (gap / scale) ** 2 / 12)
-        for buffer, value in [(self.loc, loc), (self.scale, scale), (self.variance_floor, floor)]:
-            buffer.copy_(torch.as_tensor(value, dtype=buffer.dtype))
+        return loc, scale, gap
 
     def network_input(self, x):
         return (x - self.loc) / self.scale
@@ -137,6 +149,29 @@ _CHUNK_ROWS = 16384
 
 def _take(X, columns):
     return X if columns is None else X[:, columns]
+
+
+# Statistics of large arrays are computed over groups of columns in parallel
+# threads (NumPy releases the GIL), as many as torch's intra-op threads: one in
+# a joblib worker, so nothing is oversubscribed.
+_PARALLEL_MIN_VALUES = 2**20
+
+
+def _column_ranges(n_columns, n_rows):
+    """(start, stop) ranges splitting ``n_columns`` columns into groups, one per
+    thread when the array is large enough to be worth it."""
+    n_groups = 1
+    if n_rows * n_columns >= _PARALLEL_MIN_VALUES:
+        n_groups = max(1, min(torch.get_num_threads(), n_columns))
+    bounds = np.linspace(0, n_columns, n_groups + 1).round().astype(int)
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
+def _map_threads(function, items):
+    if len(items) == 1:
+        return [function(items[0])]
+    with ThreadPoolExecutor(max_workers=len(items)) as pool:
+        return list(pool.map(function, items))
 
 
 def column_moments(X, columns=None, transform=None):
