@@ -119,10 +119,9 @@ def place_rows(x, device, batch_size):
 
     Returns ``(x, chunk_rows)``: ``x`` moved to ``device`` once when it takes at
     most ``DEVICE_DATA_FRACTION`` of the device's free memory (``chunk_rows`` is
-    None), else ``x`` left on the host (pinned for fast copies) with the number
-    of rows, a multiple of ``batch_size``, to send to the device at a time. The
-    host tensor is not pinned: pinning copies it, and the chunks are large enough
-    (``HOST_CHUNK_BYTES``) for the copy to be a small part of an epoch.
+    None), else ``x`` left where it is, on the host, with the number of rows, a
+    multiple of ``batch_size``, to send to the device at a time (see
+    :func:`gather_rows`).
     """
     free = free_device_bytes(device)
     nbytes = x.element_size() * x.numel()
@@ -135,8 +134,20 @@ def place_rows(x, device, batch_size):
 
 
 def gather_rows(x, rows, device):
-    """``x[rows]`` on ``device`` (one host-to-device copy when ``x`` is on the host)."""
-    return x[rows.to(x.device)].to(device)
+    """``x[rows]`` on ``device``: one host-to-device copy when ``x`` is on the host.
+
+    ``rows`` should be on ``x``'s device. For CUDA the rows are gathered straight
+    into page-locked memory and copied asynchronously, so the host does not wait
+    for the device (only the chunk is pinned, not the whole array).
+    """
+    rows = rows.to(x.device)
+    if x.device == device:
+        return x[rows]
+    if device.type != "cuda":
+        return x[rows].to(device)
+    staged = torch.empty((rows.shape[0],) + tuple(x.shape[1:]), dtype=x.dtype, pin_memory=True)
+    torch.index_select(x, 0, rows, out=staged)
+    return staged.to(device, non_blocking=True)
 
 
 def batched(function, x, batch_size):

@@ -148,9 +148,15 @@ def compiled_loss(module):
     compiled = torch.compile(lambda x, noise, weight: module.elbo(x, noise, weight).loss,
                              dynamic=True)
 
+    compiled_once = []
+
     def loss(x, noise, kl_weight):
-        try:
+        if compiled_once:  # later errors are not compilation errors: pass them on
             return compiled(x, noise, kl_weight)
+        try:
+            out = compiled(x, noise, kl_weight)
+            compiled_once.append(True)
+            return out
         except Exception as exc:  # torch's compiler errors have no common base
             first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             raise RuntimeError(
@@ -199,13 +205,17 @@ def epoch_batches(x, rows, batch_size, chunk_rows, generator):
     device = generator.device
     n_rows = x.shape[0] if rows is None else rows.shape[0]
     order = torch.randperm(n_rows, generator=generator, device=device)
-    if rows is not None:
-        order = rows.to(device)[order]
     if chunk_rows is None:
-        order = order.to(x.device)
+        if rows is not None:
+            order = rows.to(device)[order]
         for part in batch_slices(n_rows, batch_size):
             yield x[order[part]]
         return
+    # The order goes to the host once per epoch; then each chunk is gathered there
+    # and sent over without waiting on the device.
+    order = order.to(x.device)
+    if rows is not None:
+        order = rows.to(x.device)[order]
     for start in range(0, n_rows, chunk_rows):
         chunk = gather_rows(x, order[start : start + chunk_rows], device)
         for part in batch_slices(chunk.shape[0], batch_size):
@@ -222,7 +232,8 @@ def run_epoch(module, optimizer, x, settings, kl_weight, generator, rows=None, l
     module.train()
     if loss_fn is not None:
         # A tensor, so that a changing KL weight (warm-up) does not recompile.
-        kl_weight = torch.tensor(float(kl_weight), device=generator.device)
+        # (torch.full, unlike torch.tensor, does not wait for the device.)
+        kl_weight = torch.full((), float(kl_weight), device=generator.device)
     losses, sizes = [], []
     for batch in epoch_batches(x, rows, settings.batch_size, settings.chunk_rows, generator):
         losses.append(
@@ -294,6 +305,10 @@ def train_module(
     result = copy.deepcopy(history) if history is not None else TrainingResult()
     result.converged = result.interrupted = result.diverged = False
     monitor_valid = settings.early_stopping and valid_rows is not None
+    if settings.chunk_rows is not None:  # rows are gathered on the host: keep indices there
+        train_rows, valid_rows = (
+            None if rows is None else rows.to(x.device) for rows in (train_rows, valid_rows)
+        )
     plateau = Plateau(settings.tol, settings.n_iter_no_change)
     scheduler = _make_scheduler(optimizer, settings)
     valid_noise = (
