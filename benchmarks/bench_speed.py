@@ -173,9 +173,7 @@ def make_adam(module, fused=False):
             {key: group[key] for key in ("params", "lr", "weight_decay")}
             for group in make_optimizer(module, LEARNING_RATE, 0.0).param_groups
         ]
-    if fused:
-        return torch.optim.Adam(groups, lr=LEARNING_RATE, fused=True)
-    return torch.optim.Adam(groups, lr=LEARNING_RATE)
+    return torch.optim.Adam(groups, lr=LEARNING_RATE, fused=fused)
 
 
 def learning_rates_by_name(module, prefix=""):

@@ -136,11 +136,10 @@ def place_rows(x, device, batch_size):
 def gather_rows(x, rows, device):
     """``x[rows]`` on ``device``: one host-to-device copy when ``x`` is on the host.
 
-    ``rows`` should be on ``x``'s device. For CUDA the rows are gathered straight
-    into page-locked memory and copied asynchronously, so the host does not wait
-    for the device (only the chunk is pinned, not the whole array).
+    ``rows`` are on ``x``'s device. For CUDA the rows are gathered straight into
+    page-locked memory and copied asynchronously, so the host does not wait for
+    the device (only the chunk is pinned, not the whole array).
     """
-    rows = rows.to(x.device)
     if x.device == device:
         return x[rows]
     if device.type != "cuda":

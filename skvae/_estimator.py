@@ -390,13 +390,13 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         generator = make_generator(seed, device)
         # A float32 array is used in place (no copy); other input is copied once
         # to float32. Early stopping holds rows out by index, not by copying.
-        x = to_tensor(X, "cpu")
+        x, settings.chunk_rows = place_rows(to_tensor(X, "cpu"), device, settings.batch_size)
         train_rows = valid_rows = None
-        if early_stopping:
-            train_rows, valid_rows = split_validation(
-                x.shape[0], self.validation_fraction, generator
+        if early_stopping:  # row indices live where the data do
+            train_rows, valid_rows = (
+                rows.to(x.device)
+                for rows in split_validation(x.shape[0], self.validation_fraction, generator)
             )
-        x, settings.chunk_rows = place_rows(x, device, settings.batch_size)
         module = self.module_.to(device)
         move_optimizer_state(self._optimizer, device)
         try:

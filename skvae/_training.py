@@ -148,15 +148,14 @@ def compiled_loss(module):
     compiled = torch.compile(lambda x, noise, weight: module.elbo(x, noise, weight).loss,
                              dynamic=True)
 
-    compiled_once = []
+    compiled_once = False
 
     def loss(x, noise, kl_weight):
+        nonlocal compiled_once
         if compiled_once:  # later errors are not compilation errors: pass them on
             return compiled(x, noise, kl_weight)
         try:
             out = compiled(x, noise, kl_weight)
-            compiled_once.append(True)
-            return out
         except Exception as exc:  # torch's compiler errors have no common base
             first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             raise RuntimeError(
@@ -164,6 +163,8 @@ def compiled_loss(module):
                 f"({type(exc).__name__}: {first_line}). It needs a working C++ "
                 "compiler on the CPU (Triton on a GPU); use compile=False."
             ) from exc
+        compiled_once = True
+        return out
 
     return loss
 
@@ -196,26 +197,23 @@ def train_step(
 def epoch_batches(x, rows, batch_size, chunk_rows, generator):
     """The training batches of one epoch, in a fresh random order.
 
-    ``rows`` (indices, or None for all rows of ``x``) are shuffled with
-    ``generator`` and cut into batches of ``batch_size``. When ``x`` is on the
-    training device (``chunk_rows`` None) each batch is gathered there; otherwise
-    ``chunk_rows`` rows at a time (a multiple of ``batch_size``) are gathered on the
-    host and sent over in one copy. The batches are the same either way.
+    ``rows`` (indices on ``x``'s device, or None for all rows of ``x``) are
+    shuffled with ``generator`` and cut into batches of ``batch_size``. When ``x``
+    is on the training device (``chunk_rows`` None) each batch is gathered there;
+    otherwise ``chunk_rows`` rows at a time (a multiple of ``batch_size``) are
+    gathered on the host and sent over in one copy. The batches are the same
+    either way.
     """
     device = generator.device
     n_rows = x.shape[0] if rows is None else rows.shape[0]
-    order = torch.randperm(n_rows, generator=generator, device=device)
+    # On the host this is one device-to-host copy per epoch; otherwise a no-op.
+    order = torch.randperm(n_rows, generator=generator, device=device).to(x.device)
+    if rows is not None:
+        order = rows[order]
     if chunk_rows is None:
-        if rows is not None:
-            order = rows.to(device)[order]
         for part in batch_slices(n_rows, batch_size):
             yield x[order[part]]
         return
-    # The order goes to the host once per epoch; then each chunk is gathered there
-    # and sent over without waiting on the device.
-    order = order.to(x.device)
-    if rows is not None:
-        order = rows.to(x.device)[order]
     for start in range(0, n_rows, chunk_rows):
         chunk = gather_rows(x, order[start : start + chunk_rows], device)
         for part in batch_slices(chunk.shape[0], batch_size):
@@ -292,8 +290,9 @@ def train_module(
     history : TrainingResult or None
         The result of earlier training to continue (curves and epoch count).
     train_rows, valid_rows : Tensor of int or None
-        Indices of the rows to train on (all when None) and of the held-out rows
-        monitored for early stopping (when ``settings.early_stopping``).
+        Indices, on ``x``'s device, of the rows to train on (all when None) and of
+        the held-out rows monitored for early stopping (when
+        ``settings.early_stopping``).
 
     Returns
     -------
@@ -305,10 +304,6 @@ def train_module(
     result = copy.deepcopy(history) if history is not None else TrainingResult()
     result.converged = result.interrupted = result.diverged = False
     monitor_valid = settings.early_stopping and valid_rows is not None
-    if settings.chunk_rows is not None:  # rows are gathered on the host: keep indices there
-        train_rows, valid_rows = (
-            None if rows is None else rows.to(x.device) for rows in (train_rows, valid_rows)
-        )
     plateau = Plateau(settings.tol, settings.n_iter_no_change)
     scheduler = _make_scheduler(optimizer, settings)
     valid_noise = (
