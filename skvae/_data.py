@@ -6,6 +6,9 @@ import numpy as np
 import torch
 
 MAX_SEED = 2**31 - 1
+# Rows per batch when evaluating (inference, validation scores): large enough to
+# amortise per-call overheads, small enough for the intermediates to stay modest.
+EVAL_BATCH_SIZE = 8192
 _NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
 
 

@@ -1,4 +1,10 @@
-"""The evidence lower bound and its pieces, as pure functions of tensors."""
+"""The training objective: the evidence lower bound, its pieces and its settings.
+
+:class:`Objective` holds every setting of what is optimised (the KL weight
+schedule, the number of importance samples and so the kind of bound) as one
+value, which the training loop and ``score_samples`` evaluate on a module. The
+pieces are pure functions of tensors.
+"""
 
 import math
 from dataclasses import dataclass
@@ -59,3 +65,74 @@ def importance_weighted_bound(log_weights):
     """log (1/K sum_k exp(log_weights[k])), the IWAE bound, over the first axis."""
     n_samples = log_weights.shape[0]
     return torch.logsumexp(log_weights, dim=0) - math.log(n_samples)
+
+
+@dataclass(frozen=True)
+class Objective:
+    """What training maximises, as one value.
+
+    Parameters
+    ----------
+    beta : float
+        Weight of the KL term after warm-up (beta-VAE; 1 is the true ELBO).
+    kl_warmup_epochs : int
+        Epochs over which the KL weight rises linearly to ``beta``.
+    n_samples : int
+        Latent samples per row: 1 gives the ELBO with the analytic KL; more give
+        the importance-weighted bound (IWAE, Burda et al. 2015).
+
+    Examples
+    --------
+    >>> Objective(n_samples=5).importance_weighted
+    True
+    >>> Objective(beta=2.0, kl_warmup_epochs=2).kl_weight(0)
+    1.0
+    """
+
+    beta: float = 1.0
+    kl_warmup_epochs: int = 0
+    n_samples: int = 1
+
+    @property
+    def importance_weighted(self):
+        return self.n_samples > 1
+
+    def kl_weight(self, epoch):
+        """Weight of the KL term in epoch ``epoch`` (0-based, counting earlier fits)."""
+        return kl_weight(epoch, self.beta, self.kl_warmup_epochs)
+
+    def warming_up(self, epoch):
+        """Whether the KL weight is still rising after epoch ``epoch``."""
+        return epoch + 1 < self.kl_warmup_epochs
+
+    def draw_noise(self, n_rows, n_components, generator):
+        """Standard normal reparameterisation noise, shape (n_samples, n_rows,
+        n_components), from a private generator (on its device)."""
+        return torch.randn(
+            (self.n_samples, n_rows, n_components), generator=generator,
+            device=generator.device,
+        )
+
+    def __call__(self, module, x, noise, kl_weight=1.0):
+        """Evaluate the objective of ``module`` on rows ``x``.
+
+        ``noise`` holds standard normal draws of shape (n_samples, batch or 1,
+        n_components); ``kl_weight`` weighs the KL (or prior and posterior)
+        terms in ``loss``, while ``bound`` always uses weight 1.
+        """
+        mean, log_var = module.encode(x)
+        z = mean + (0.5 * log_var).exp() * noise
+        log_px = module.observation.log_prob(module.decode(z), x)
+        kl = gaussian_kl(mean, log_var)
+        if not self.importance_weighted:
+            reconstruction = log_px[0]
+            loss = -(reconstruction - kl_weight * kl).mean()
+            return ELBOOutput(loss, (reconstruction - kl).detach(), reconstruction.detach(),
+                              kl.detach())
+        log_prior_ratio = (
+            standard_normal_log_prob(z) - standard_normal_log_prob(noise)
+            + 0.5 * log_var.sum(-1)
+        )
+        loss = -importance_weighted_bound(log_px + kl_weight * log_prior_ratio).mean()
+        bound = importance_weighted_bound(log_px + log_prior_ratio).detach()
+        return ELBOOutput(loss, bound, log_px.mean(0).detach(), kl.detach())

@@ -1,7 +1,10 @@
 """VAETransformer: the scikit-learn face of the VAE.
 
-This is the one module that knows scikit-learn. Its methods validate, delegate to
-the torch side (``_modules``, ``_training``) and convert the results back to NumPy.
+Its methods validate, delegate to the torch side (``_tables`` and
+``_likelihoods`` for the columns, ``_modules`` for the networks, ``_elbo`` for
+the objective, ``_training`` for the loop) and convert the results back to
+NumPy. With ``_callbacks`` (scikit-learn's callback API) and ``_demo`` it is
+one of the modules that import scikit-learn.
 """
 
 import copy
@@ -21,7 +24,9 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
+from ._callbacks import CallbackSupportMixin, EpochCallbacks, with_callbacks
 from ._data import (
+    EVAL_BATCH_SIZE,
     MAX_SEED,
     batched,
     draw_seed,
@@ -33,11 +38,13 @@ from ._data import (
     split_validation,
     to_tensor,
 )
-from ._likelihoods import LIKELIHOODS, Observation
-from ._modules import ACTIVATIONS, ConvDecoder, ConvEncoder, VAEModule, mlp
-from ._tables import column_specs, decode, encode, group_columns, is_dataframe
+from ._elbo import Objective
+from ._likelihoods import LIKELIHOODS
+from ._modules import ACTIVATIONS, ARCHITECTURES, VAEModule, build_networks
+from ._progress import Progress
+from ._tables import build_observation, column_specs, decode, encode, is_dataframe
 from ._training import (
-    EVAL_BATCH_SIZE,
+    TrainingData,
     TrainingSettings,
     make_optimizer,
     move_optimizer_state,
@@ -53,7 +60,9 @@ class TrainingDivergedError(FloatingPointError):
     """
 
 
-class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class VAETransformer(
+    CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
+):
     """Variational autoencoder as a scikit-learn transformer.
 
     A neural encoder maps each row to a Gaussian posterior q(z | x) over
@@ -78,7 +87,7 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         gave higher held-out likelihoods than two (``benchmarks/bench_quality.py``).
     activation : {"relu", "tanh", "elu", "gelu"}, default="relu"
         Activation of the hidden layers.
-    likelihood : str, dict or list, default="auto"
+    likelihood : str, class, callable, dict or list, default="auto"
         The distribution p(x | z) of each feature, one of
 
         - ``"gaussian"``: a learned variance per feature; the data are standardised
@@ -91,7 +100,12 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
           object or string: categorical; integer: negbinom, or gaussian if a value
           is negative; float: gaussian); every column of an array is gaussian.
 
-        A single name applies to every column; a dict maps column names to
+        - your own: a subclass of :class:`~skvae.Likelihood`, or a factory that
+          takes the number of columns and returns an instance, such as
+          ``functools.partial(StudentT, df=4)`` (see the user guide's
+          "Extending skvae").
+
+        A single value applies to every column; a dict maps column names to
         likelihoods (the others get ``"auto"``); a list gives one per column (for
         arrays, such as a ColumnTransformer's output).
     architecture : {"mlp", "conv"}, default="mlp"
@@ -106,6 +120,17 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
     conv_channels : tuple of int, default=(32, 64)
         Channels of the encoder's strided convolutions (each halves the image);
         the decoder uses them in reverse.
+    encoder : callable or None, default=None
+        Your own encoder network instead of the architecture's: a class or
+        factory called as ``encoder(n_inputs, n_outputs)`` that returns a
+        :class:`torch.nn.Module` mapping a batch of shape ``(batch, n_inputs)``
+        to ``(batch, n_outputs)``, where ``n_outputs = 2 * n_components`` (the
+        posterior means, then the log-variances). Bind extra settings with
+        :func:`functools.partial`. A fresh network is built at each ``fit``.
+    decoder : callable or None, default=None
+        Your own decoder network: called as ``decoder(n_components, n_params)``,
+        it maps ``(batch, n_components)`` to ``(batch, n_params)``, the
+        likelihoods' parameters.
     min_variance : float, default=1e-3
         Floor on each Gaussian feature's variance, in units of that feature's
         training variance: it keeps a (nearly) constant feature from driving the
@@ -172,7 +197,9 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         NumPy and torch random states are never touched.
     verbose : int, default=0
         0 prints nothing; otherwise a progress bar on a terminal, or one line per
-        epoch.
+        epoch. To watch, log, checkpoint or stop training at each epoch, pass
+        callbacks to ``set_callbacks`` (scikit-learn's callback API; see the user
+        guide's "Extending skvae").
 
     Attributes
     ----------
@@ -227,10 +254,12 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         "n_components": [Interval(Integral, 1, None, closed="left")],
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
         "activation": [StrOptions(set(ACTIVATIONS))],
-        "likelihood": [StrOptions(set(LIKELIHOODS) | {"auto"}), dict, list, tuple],
-        "architecture": [StrOptions({"mlp", "conv"})],
+        "likelihood": [StrOptions(set(LIKELIHOODS) | {"auto"}), dict, list, tuple, callable],
+        "architecture": [StrOptions(set(ARCHITECTURES))],
         "image_shape": [tuple, list, None],
         "conv_channels": [tuple, list],
+        "encoder": [callable, None],
+        "decoder": [callable, None],
         "min_variance": [Interval(Real, 0, None, closed="neither")],
         "beta": [Interval(Real, 0, None, closed="left")],
         "kl_warmup_epochs": [Interval(Integral, 0, None, closed="left")],
@@ -264,6 +293,8 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         architecture="mlp",
         image_shape=None,
         conv_channels=(32, 64),
+        encoder=None,
+        decoder=None,
         min_variance=1e-3,
         beta=1.0,
         kl_warmup_epochs=0,
@@ -293,6 +324,8 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         self.architecture = architecture
         self.image_shape = image_shape
         self.conv_channels = conv_channels
+        self.encoder = encoder
+        self.decoder = decoder
         self.min_variance = min_variance
         self.beta = beta
         self.kl_warmup_epochs = kl_warmup_epochs
@@ -317,6 +350,7 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
 
     # ------------------------------------------------------------------ fitting
 
+    @with_callbacks
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Train the VAE on ``X``.
@@ -346,6 +380,7 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         self._train(X, self.max_iter, continuing, early_stopping=self.early_stopping)
         return self
 
+    @with_callbacks
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y=None):
         """Train for one pass over ``X``, continuing from the current weights.
@@ -381,106 +416,91 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         return self
 
     def _train(self, X, max_iter, continuing, early_stopping):
-        X = self._validate_input(X, reset=not continuing)
+        raw = self._check_input(X, reset=not continuing)
         device = resolve_device(self.device)
-        if not continuing:
-            self._initialise(X)
-        settings = self._settings(max_iter, early_stopping, X.shape[0])
+        X = self._encode(raw) if continuing else self._initialise(raw)
+        settings = self._settings(max_iter, X.shape[0])
         seed = int(torch.randint(MAX_SEED, (1,), generator=self._generator))
         generator = make_generator(seed, device)
-        # A float32 array is used in place (no copy); other input is copied once
-        # to float32. Early stopping holds rows out by index, not by copying.
-        x, settings.chunk_rows = place_rows(to_tensor(X, "cpu"), device, settings.batch_size)
-        train_rows = valid_rows = None
-        if early_stopping:  # row indices live where the data do
-            train_rows, valid_rows = (
-                rows.to(x.device)
-                for rows in split_validation(x.shape[0], self.validation_fraction, generator)
-            )
+        data = self._training_data(X, device, settings.batch_size, early_stopping, generator)
+        context = self._init_callback_context(max_subtasks=max_iter)
+        context.call_on_fit_task_begin(estimator=self, X=raw)
+        hooks = [Progress(self.verbose), EpochCallbacks(self, context, self._fitted_attributes)]
         module = self.module_.to(device)
         move_optimizer_state(self._optimizer, device)
         try:
             result = train_module(
-                module, self._optimizer, x, settings, generator, self._history,
-                train_rows, valid_rows,
+                module, self._optimizer, data, self._objective(), settings, generator,
+                self._history, hooks,
             )
         finally:
             self.module_ = module.to("cpu")
             move_optimizer_state(self._optimizer, torch.device("cpu"))
         self._record(result, early_stopping)
+        context.call_on_fit_task_end(estimator=self, X=raw, reconstruction_attributes={})
         self._report(result, max_iter, warn_unconverged=max_iter > 1)
 
-    def _initialise(self, X):
-        """Build a fresh module, optimiser and random streams for ``X``."""
+    def _training_data(self, X, device, batch_size, early_stopping, generator):
+        """The rows to train on, where training reads them."""
+        # A float32 array is used in place (no copy); other input is copied once
+        # to float32. Early stopping holds rows out by index, not by copying.
+        x, chunk_rows = place_rows(to_tensor(X, "cpu"), device, batch_size)
+        data = TrainingData(x, device, chunk_rows=chunk_rows)
+        if early_stopping:  # row indices live where the data do
+            rows = split_validation(x.shape[0], self.validation_fraction, generator)
+            data.train_rows, data.valid_rows = (r.to(x.device) for r in rows)
+        return data
+
+    def _initialise(self, raw):
+        """Build a fresh module, optimiser and random streams for the validated
+        input ``raw``; returns it coded as the float matrix the model sees."""
         seed = draw_seed(self.random_state)
         self._generator = make_generator(seed, "cpu")
         self._eval_seed = int(torch.randint(MAX_SEED, (1,), generator=self._generator))
+        self._specs = column_specs(raw, self.likelihood, LIKELIHOODS)
+        self._frame_output = is_dataframe(raw)
+        options = {
+            "min_variance": self.min_variance,
+            "hidden_layer_sizes": self.hidden_layer_sizes,
+            "activation": self.activation,
+            "image_shape": self.image_shape,
+            "conv_channels": self.conv_channels,
+        }
         with seeded_torch(seed):
-            self.module_ = self._build_module()
-        self.module_.observation.fit_data(X)
-        self._optimizer = make_optimizer(self.module_, self.learning_rate_init, self.alpha)
+            observation = build_observation(raw, self._specs, options)
+            X = encode(raw, observation, self._specs)
+            encoder, decoder = build_networks(
+                self.architecture, observation, self.n_components, options,
+                self.encoder, self.decoder,
+            )
+            module = VAEModule(observation, encoder, decoder, self.n_components)
+        observation.fit_data(X)
+        # Plug-ins that return the wrong shapes are named here, before training.
+        module.check(to_tensor(X[:2], "cpu"), make_generator(0, "cpu"))
+        self.module_ = module
+        self._optimizer = make_optimizer(module, self.learning_rate_init, self.alpha)
         self._history = None
+        return X
 
-    def _build_module(self):
-        options = {"min_variance": self.min_variance}
-        blocks = [
-            (LIKELIHOODS[name].build([self._specs[j] for j in columns], options), columns)
-            for name, columns in group_columns(self._specs).items()
-        ]
-        observation = Observation(blocks)
-        n_latent = self.n_components
-        if self.architecture == "conv":
-            shape = self._check_image_shape(observation)
-            channels = _as_layer_sizes(self.conv_channels, "conv_channels")
-            if not channels:
-                raise ValueError("conv_channels needs at least one layer.")
-            encoder = ConvEncoder(shape, channels, 2 * n_latent, self.activation)
-            decoder = ConvDecoder(n_latent, shape, channels, self.activation)
-        else:
-            hidden = _as_layer_sizes(self.hidden_layer_sizes, "hidden_layer_sizes")
-            encoder = mlp(observation.n_inputs, hidden, 2 * n_latent, self.activation)
-            decoder = mlp(n_latent, hidden[::-1], observation.n_params, self.activation)
-        return VAEModule(observation, encoder, decoder, n_latent)
+    def _objective(self):
+        return Objective(self.beta, self.kl_warmup_epochs, self.n_importance_samples)
 
-    def _check_image_shape(self, observation):
-        shape = self.image_shape
-        if shape is None or len(shape) != 3 or not all(
-            isinstance(s, Integral) and s >= 1 for s in shape
-        ):
-            raise ValueError(
-                "architecture='conv' needs image_shape=(channels, height, width) of "
-                f"positive integers; got image_shape={shape!r}."
-            )
-        if int(np.prod(shape)) != self.n_features_in_:
-            raise ValueError(
-                f"image_shape={tuple(shape)} holds {int(np.prod(shape))} pixels but X has "
-                f"{self.n_features_in_} features; they must match."
-            )
-        if observation.n_params != observation.n_inputs or observation.n_inputs != int(
-            np.prod(shape)
-        ):
-            raise ValueError(
-                "architecture='conv' needs one parameter per pixel: use "
-                "likelihood='gaussian', 'bernoulli', 'poisson' or 'negbinom'."
-            )
-        return tuple(int(s) for s in shape)
-
-    def _settings(self, max_iter, early_stopping, n_samples):
+    def _settings(self, max_iter, n_samples):
         return TrainingSettings(
             max_iter=max_iter,
             batch_size=min(self.batch_size, n_samples),
-            beta=self.beta,
-            kl_warmup_epochs=self.kl_warmup_epochs,
-            n_importance_samples=self.n_importance_samples,
             tol=self.tol,
             n_iter_no_change=self.n_iter_no_change,
-            early_stopping=early_stopping,
             learning_rate=self.learning_rate,
             max_grad_norm=self.max_grad_norm,
             mixed_precision=self.mixed_precision,
             compile=self.compile,
-            verbose=self.verbose,
         )
+
+    def _fitted_attributes(self, record):
+        """Attributes that make a copy of this estimator usable with the weights
+        of ``record``'s epoch (for callbacks' ``fitted_estimator``)."""
+        return {"module_": copy.deepcopy(record.module).to("cpu"), "n_iter_": record.epoch}
 
     def _record(self, result, early_stopping):
         self._history = result
@@ -504,7 +524,7 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
                 "keeps the best weights so far and can be used.",
                 UserWarning,
             )
-        elif warn_unconverged and not result.converged:
+        elif warn_unconverged and not (result.converged or result.stopped_by_hook):
             warnings.warn(
                 f"VAETransformer stopped at max_iter={max_iter} epochs while the loss "
                 "was still improving; consider raising max_iter.",
@@ -513,12 +533,17 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
 
     # ---------------------------------------------------------------- inference
 
-    def _validate_input(self, X, reset):
-        """Validate ``X`` and code it as the float matrix the model sees.
+    def _validate_input(self, X):
+        """Validate ``X`` for a fitted model and code it as the float matrix the
+        model sees."""
+        return self._encode(self._check_input(X, reset=False))
 
-        On ``reset`` this also decides each column's likelihood (``_specs``) and
-        whether outputs in the feature space are DataFrames.
-        """
+    def _encode(self, raw):
+        return encode(raw, self.module_.observation, self._specs)
+
+    def _check_input(self, X, reset):
+        """Validate ``X``: a DataFrame (checked column by column when coded), or
+        an array of finite floats."""
         if sp.issparse(X):
             raise ValueError(
                 "VAETransformer does not accept sparse matrices; convert with "
@@ -530,10 +555,7 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
                 raise ValueError(f"Found array with 0 sample(s) (shape={X.shape}).")
         else:
             X = validate_data(self, X, reset=reset, dtype=(np.float64, np.float32))
-        if reset:
-            self._specs = column_specs(X, self.likelihood, LIKELIHOODS)
-            self._frame_output = is_dataframe(X)
-        return encode(X, self._specs)
+        return X
 
     def _inference(self, dtype):
         """The fitted module for inference at ``dtype`` on the configured device."""
@@ -577,7 +599,7 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         (4, 3)
         """
         check_is_fitted(self)
-        X = self._validate_input(X, reset=False)
+        X = self._validate_input(X)
         return self._apply(X, lambda module, x: module.encode(x)[0])
 
     def inverse_transform(self, X):
@@ -608,7 +630,7 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         check_is_fitted(self)
         Z = self._validate_codes(X)
         out = self._apply(Z, lambda module, z: module.observation.mean(module.decode(z)))
-        return decode(out, self._specs, self._frame_output)
+        return decode(out, self.module_.observation, self._specs, self._frame_output)
 
     def _validate_codes(self, Z):
         Z = check_array(Z, dtype=(np.float64, np.float32), input_name="X")
@@ -651,16 +673,17 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         (3,)
         """
         check_is_fitted(self)
-        X = self._validate_input(X, reset=False)
+        X = self._validate_input(X)
         n_samples = n_importance_samples or self.n_score_samples
         if not (isinstance(n_samples, Integral) and n_samples >= 1):
             raise ValueError(
                 f"n_importance_samples must be a positive integer; got {n_samples!r}."
             )
         noise = evaluation_noise(n_samples, self.n_components, self._eval_seed)
+        objective = Objective(n_samples=n_samples)
 
         def bound(module, x):
-            return module.elbo(x, noise.to(x.device, x.dtype)).bound
+            return objective(module, x, noise.to(x.device, x.dtype)).bound
 
         # Each row is decoded n_samples times: bound the rows per batch so that
         # memory does not grow with the number of importance samples.
@@ -727,7 +750,8 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         with torch.no_grad():
             z = torch.randn((n_samples, self.n_components), generator=generator)
             x = module.observation.sample(module.decode(z), generator)
-        return decode(x.numpy().astype(np.float64), self._specs, self._frame_output)
+        return decode(x.numpy().astype(np.float64), module.observation, self._specs,
+                      self._frame_output)
 
     # ------------------------------------------------------------ sklearn glue
 
@@ -740,9 +764,3 @@ class VAETransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
 
-
-def _as_layer_sizes(sizes, name):
-    values = np.atleast_1d(sizes).tolist()
-    if not all(isinstance(s, Integral) and s >= 1 for s in values):
-        raise ValueError(f"{name} must hold positive integers; got {sizes!r}.")
-    return tuple(int(s) for s in values)

@@ -1,67 +1,163 @@
-"""Observation models: small torch heads mapping decoder outputs to log-probabilities.
+"""Likelihoods p(x | z): one class per distribution, knowing everything about its columns.
 
-Each likelihood covers a block of columns of the (numeric) data matrix. It knows
+A likelihood covers a block of columns of the data. Its class holds all that
+depends on the distribution:
 
-* how to turn its raw columns into network input (``network_input``),
-* how many decoder outputs it needs (``n_params``),
-* the log-probability of its columns given those outputs (``log_prob``, summed over
-  its columns, broadcasting over leading sample dimensions),
-* the distribution's mean (``mean``) and how to draw from it (``sample``) with an
-  explicit :class:`torch.Generator`, so that sampling never touches torch's global
-  random state.
+* **the NumPy half**: which values it accepts (``check_support``), how its
+  columns are coded into the float matrix the model sees and back into the
+  user's values (``encode`` / ``decode``: categories, rounding), and how it is
+  built for the training columns (``from_columns``: the categories seen, say);
+* **its statistics** of the training data (``fit_data``: location and scale,
+  value gaps), read in place from the float matrix;
+* **the torch half**: the network input for its columns (``network_input``), the
+  number of decoder outputs it needs (``n_params``), the log-probability of its
+  columns given those outputs (``log_prob``, summed over its columns,
+  broadcasting over leading sample dimensions), the mean (``mean``) and draws
+  (``sample``) with an explicit :class:`torch.Generator`, so sampling never
+  touches torch's global random state.
 
-Which values each likelihood accepts is checked once, on the NumPy side, in
-:mod:`skvae._tables`.
+Nothing outside this module branches on a likelihood's name: the built-ins are
+chosen by name from :data:`LIKELIHOODS`, and a user's subclass of
+:class:`Likelihood` is passed to ``VAETransformer(likelihood=...)`` as a class
+or a factory (such as :func:`functools.partial` of a class).
 
-They are chosen by name from :data:`LIKELIHOODS`. The log-probabilities are written
-out rather than taken from :mod:`torch.distributions`: sampling there cannot take a
-generator, and argument validation costs time on every training step.
-
-Nothing here imports scikit-learn; ``fit_data`` reads training statistics from a
-NumPy array.
+The log-probabilities are written out rather than taken from
+:mod:`torch.distributions`: sampling there cannot take a generator, and argument
+validation costs time on every training step. Nothing here imports scikit-learn.
 """
 
 import math
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ._statistics import column_groups, column_moments, map_threads, smallest_gaps, take
+
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 
-class Likelihood(nn.Module):
-    """Base class: a likelihood over ``n_features`` columns.
+def where(names, j=0):
+    """How an error message names column ``j`` of a block: ``"X"`` for arrays
+    (``names`` None), else the column's name."""
+    return "X" if names is None else f"column {names[j]!r}"
 
-    Subclasses set ``n_params`` and ``n_inputs`` and implement ``log_prob``,
-    ``mean`` and ``sample``.
+
+class Likelihood(nn.Module):
+    """Base class of the distribution p(x | z) of a block of columns.
+
+    Subclass it to bring your own likelihood to
+    :class:`~skvae.VAETransformer`: pass the class, or a factory that takes the
+    number of columns and returns an instance (``functools.partial(MyLikelihood,
+    df=4)``), as ``likelihood=`` for every column, or per column in a dict or
+    list. A subclass sets ``n_params`` (decoder outputs, default one per column)
+    and implements :meth:`log_prob`, :meth:`mean` and :meth:`sample`; the other
+    methods have defaults that suit a likelihood over real numbers.
+
+    Parameters
+    ----------
+    n_features : int
+        Number of columns the likelihood covers.
+
+    Attributes
+    ----------
+    n_features : int
+        Number of columns covered.
+    n_params : int
+        Number of decoder outputs it needs for those columns.
+    n_inputs : int
+        Width of :meth:`network_input`'s output (what the encoder sees).
+    numeric : bool
+        Class attribute: True when its columns hold numbers (DataFrame columns
+        are then converted to float, with a clear error for anything else),
+        False when :meth:`encode` takes the raw values (categories).
+
+    Examples
+    --------
+    A Laplace likelihood with a fixed scale, in a few lines:
+
+    >>> import math, torch
+    >>> from skvae import Likelihood
+    >>> class Laplace(Likelihood):
+    ...     def log_prob(self, params, x):
+    ...         return (-(x - params).abs() - math.log(2)).sum(-1)
+    ...     def mean(self, params):
+    ...         return params
+    ...     def sample(self, params, generator):
+    ...         u = torch.rand(params.shape, generator=generator) - 0.5
+    ...         return params - u.sign() * torch.log1p(-2 * u.abs())
+    >>> head = Laplace(3)
+    >>> head.log_prob(torch.zeros(2, 3), torch.zeros(2, 3)).shape
+    torch.Size([2])
     """
 
-    name = "base"
+    name = None
+    numeric = True
 
     def __init__(self, n_features):
         super().__init__()
-        self.n_features = n_features
-        self.n_params = n_features
-        self.n_inputs = n_features
+        self.n_features = int(n_features)
+        self.n_params = self.n_features
+        self.n_inputs = self.n_features
+
+    # ---------------------------------------------------------------- NumPy side
 
     @classmethod
-    def build(cls, specs, options):
-        """Construct for the columns ``specs`` (ColumnSpec list) and the estimator's
-        ``options`` (a dict); most need only the number of columns."""
-        return cls(len(specs))
+    def from_columns(cls, columns, options):
+        """Build for the training ``columns`` (a list of 1-D arrays or Series,
+        the user's raw values) and the estimator's ``options`` (a dict, such as
+        ``{"min_variance": 1e-3}``). The default takes only their number."""
+        return cls(len(columns))
+
+    def check_support(self, values, names):
+        """Raise ValueError if ``values`` (rows x this block's columns, floats)
+        hold values the distribution cannot take. ``names`` are the columns'
+        names (None for an array), for the message; see :func:`where`."""
+
+    def encode(self, values, names):
+        """The float matrix block for raw ``values`` (rows x this block's
+        columns): floats for numeric likelihoods, already checked finite.
+        The default checks the support and returns ``values`` as they are."""
+        self.check_support(values, names)
+        return values
+
+    def decode(self, values):
+        """Model output (rows x this block's columns, floats) as a list of
+        columns in the user's values. The default returns the floats."""
+        return list(values.T)
 
     def fit_data(self, X, columns=None):
-        """Store data-dependent constants (scaling) from the training array ``X``.
+        """Learn data-dependent constants (scaling) from the training matrix.
 
         ``columns`` picks this likelihood's columns of ``X`` (all when None);
-        statistics are read in row chunks, so no copy of ``X`` is made.
+        read them in place (see :mod:`skvae._statistics`), without copying ``X``.
+        The default learns nothing.
         """
 
+    # ---------------------------------------------------------------- torch side
+
     def network_input(self, x):
+        """What the encoder sees of this block's columns ``x`` (default: ``x``)."""
         return x
+
+    def log_prob(self, params, x):
+        """log p(x | params) of each row, summed over the block's columns.
+
+        ``params`` has shape ``(..., n_params)`` and ``x`` ``(batch,
+        n_features)``; leading sample dimensions of ``params`` broadcast. Returns
+        shape ``params.shape[:-1]``.
+        """
+        raise NotImplementedError
+
+    def mean(self, params):
+        """The distribution's mean (or a summary of it) given ``params``, shape
+        ``(..., n_features)``."""
+        raise NotImplementedError
+
+    def sample(self, params, generator):
+        """A draw of shape ``(..., n_features)``, random numbers from ``generator``."""
+        raise NotImplementedError
 
 
 class Gaussian(Likelihood):
@@ -92,16 +188,12 @@ class Gaussian(Likelihood):
         self.log_variance = nn.Parameter(torch.zeros(n_features))
 
     @classmethod
-    def build(cls, specs, options):
-        return cls(len(specs), min_variance=options["min_variance"])
+    def from_columns(cls, columns, options):
+        return cls(len(columns), min_variance=options.get("min_variance", 1e-3))
 
     def fit_data(self, X, columns=None):
-        if columns is None:
-            groups = [slice(a, b) for a, b in _column_ranges(X.shape[1], X.shape[0])]
-        else:
-            columns = np.asarray(columns)
-            groups = [columns[a:b] for a, b in _column_ranges(len(columns), X.shape[0])]
-        parts = _map_threads(lambda group: self._statistics(X, group), groups)
+        groups = column_groups(columns, X.shape, torch.get_num_threads())
+        parts = map_threads(lambda group: self._statistics(X, group), groups)
         loc, scale, gap = (np.concatenate(values) for values in zip(*parts))
         floor = np.maximum(self.min_variance, (gap / scale) ** 2 / 12)
         for buffer, value in [(self.loc, loc), (self.scale, scale), (self.variance_floor, floor)]:
@@ -113,14 +205,14 @@ class Gaussian(Likelihood):
         # As StandardScaler: a constant feature keeps its scale.
         constant = scale < 10 * np.finfo(np.float64).eps * np.maximum(np.abs(loc), 1)
         scale[constant] = 1.0
-        gap = _smallest_gaps(_take(X[:: max(1, len(X) // self._GAP_ROWS)], columns))
+        gap = smallest_gaps(take(X[:: max(1, len(X) // self._GAP_ROWS)], columns))
         # A column whose few other values all missed the row sample (a pixel
         # lit in a handful of images) would get no floor, and those rows would
         # score thousands of nats too low: read its gap from all its rows.
         missed = np.flatnonzero((gap == 0) & ~constant)
         if missed.size:
-            picked = np.arange(X.shape[1])[columns][missed]
-            gap[missed] = _smallest_gaps(X[:, picked])
+            picked = np.arange(X.shape[1])[slice(None) if columns is None else columns][missed]
+            gap[missed] = smallest_gaps(X[:, picked])
         return loc, scale, gap
 
     def network_input(self, x):
@@ -144,82 +236,6 @@ class Gaussian(Likelihood):
         return self.mean(params + noise * self.std())
 
 
-_CHUNK_ROWS = 16384
-
-
-def _take(X, columns):
-    return X if columns is None else X[:, columns]
-
-
-# Statistics of large arrays are computed over groups of columns in parallel
-# threads (NumPy releases the GIL), as many as torch's intra-op threads: one in
-# a joblib worker, so nothing is oversubscribed.
-_PARALLEL_MIN_VALUES = 2**20
-
-
-def _column_ranges(n_columns, n_rows):
-    """(start, stop) ranges splitting ``n_columns`` columns into groups, one per
-    thread when the array is large enough to be worth it."""
-    n_groups = 1
-    if n_rows * n_columns >= _PARALLEL_MIN_VALUES:
-        n_groups = max(1, min(torch.get_num_threads(), n_columns))
-    bounds = np.linspace(0, n_columns, n_groups + 1).round().astype(int)
-    return list(zip(bounds[:-1], bounds[1:]))
-
-
-def _map_threads(function, items):
-    if len(items) == 1:
-        return [function(items[0])]
-    with ThreadPoolExecutor(max_workers=len(items)) as pool:
-        return list(pool.map(function, items))
-
-
-def column_moments(X, columns=None, transform=None):
-    """Mean and (population) standard deviation of each column, as float64.
-
-    Reads ``X`` in chunks of rows (passed through ``transform``, in float64, if
-    given) and merges the chunks' moments with Chan et al.'s pairwise update, so
-    memory beyond ``X`` is a chunk. A float32 chunk is not converted: its
-    deviations from the chunk's mean are taken in float32 and summed in float64,
-    which is accurate to float32's precision (about 1e-7 relative) at a third of
-    the cost of a float64 copy; float64 input matches a two-pass float64
-    computation to rounding.
-    """
-    n_total, mean, m2 = 0, 0.0, 0.0
-    for start in range(0, X.shape[0], _CHUNK_ROWS):
-        block = _take(X[start : start + _CHUNK_ROWS], columns)
-        if transform is not None:
-            block = transform(np.asarray(block, dtype=np.float64))
-        elif block.dtype not in (np.float32, np.float64):
-            block = block.astype(np.float64)
-        n = block.shape[0]
-        centre = block.mean(axis=0, dtype=np.float64).astype(block.dtype)
-        deviation = block - centre
-        shift = deviation.sum(axis=0, dtype=np.float64)  # the centre's rounding
-        block_mean = centre.astype(np.float64) + shift / n
-        np.square(deviation, out=deviation)
-        block_m2 = np.maximum(deviation.sum(axis=0, dtype=np.float64) - shift**2 / n, 0.0)
-        delta = block_mean - mean
-        n_new = n_total + n
-        mean = mean + delta * (n / n_new)
-        m2 = m2 + block_m2 + np.square(delta) * (n_total * n / n_new)
-        n_total = n_new
-    return np.asarray(mean, dtype=np.float64), np.sqrt(np.asarray(m2) / n_total)
-
-
-def _smallest_gaps(X):
-    """Smallest positive difference between distinct values of each column (0 if
-    the column has fewer than two distinct values)."""
-    # Sorting in the data's own precision is exact; the differences are taken in
-    # float64.
-    ordered = np.sort(X, axis=0).astype(np.float64)
-    steps = np.diff(ordered, axis=0)
-    steps[steps <= 0] = np.inf
-    gaps = steps.min(axis=0, initial=np.inf)
-    gaps[~np.isfinite(gaps)] = 0.0
-    return gaps
-
-
 class Bernoulli(Likelihood):
     """Bernoulli likelihood on [0, 1] data, parametrised by logits.
 
@@ -229,6 +245,18 @@ class Bernoulli(Likelihood):
     """
 
     name = "bernoulli"
+
+    def check_support(self, values, names):
+        if not values.size:
+            return
+        low, high = values.min(axis=0), values.max(axis=0)
+        bad = np.flatnonzero((low < 0) | (high > 1))
+        if bad.size:
+            raise ValueError(
+                f"likelihood='bernoulli' needs values in [0, 1]; {where(names, bad[0])} "
+                f"has values in [{low[bad[0]]:g}, {high[bad[0]]:g}]. Scale the data to "
+                "[0, 1] (for example with MinMaxScaler) or use likelihood='gaussian'."
+            )
 
     def network_input(self, x):
         return 2 * x - 1
@@ -245,13 +273,28 @@ class Bernoulli(Likelihood):
         return torch.bernoulli(self.mean(params), generator=generator)
 
 
-class _Standardised(Likelihood):
-    """Base for counts: the network sees log1p(x), standardised on the training data."""
+_MAX_LOG_RATE = 20.0
+
+
+class _Counts(Likelihood):
+    """Base for counts: non-negative integers, given back rounded; the network
+    sees log1p(x), standardised on the training data."""
 
     def __init__(self, n_features):
         super().__init__(n_features)
         self.register_buffer("input_loc", torch.zeros(n_features))
         self.register_buffer("input_scale", torch.ones(n_features))
+
+    def check_support(self, values, names):
+        bad = np.flatnonzero(((values < 0) | (values != np.round(values))).any(axis=0))
+        if bad.size:
+            raise ValueError(
+                f"{where(names, bad[0])} has negative or fractional values, but "
+                f"likelihood={self.name!r} is for counts (non-negative integers)."
+            )
+
+    def decode(self, values):
+        return list(np.maximum(np.rint(values), 0).astype(np.int64).T)
 
     def fit_data(self, X, columns=None):
         loc, scale = column_moments(X, columns, transform=np.log1p)
@@ -262,11 +305,11 @@ class _Standardised(Likelihood):
     def network_input(self, x):
         return (torch.log1p(x) - self.input_loc) / self.input_scale
 
+    def mean(self, params):
+        return params.clamp(max=_MAX_LOG_RATE).exp()
 
-_MAX_LOG_RATE = 20.0
 
-
-class Poisson(_Standardised):
+class Poisson(_Counts):
     """Poisson likelihood for counts, parametrised by the log-rate."""
 
     name = "poisson"
@@ -275,14 +318,11 @@ class Poisson(_Standardised):
         log_rate = params.clamp(max=_MAX_LOG_RATE)
         return (x * log_rate - log_rate.exp() - torch.lgamma(x + 1)).sum(-1)
 
-    def mean(self, params):
-        return params.clamp(max=_MAX_LOG_RATE).exp()
-
     def sample(self, params, generator):
         return torch.poisson(self.mean(params), generator=generator)
 
 
-class NegativeBinomial(_Standardised):
+class NegativeBinomial(_Counts):
     """Negative binomial for over-dispersed counts: mean from the decoder, and a
     learned inverse dispersion ``theta`` per feature (variance mu + mu^2 / theta)."""
 
@@ -307,9 +347,6 @@ class NegativeBinomial(_Standardised):
             + x * (log_mu - log_theta_mu)
         ).sum(-1)
 
-    def mean(self, params):
-        return params.clamp(max=_MAX_LOG_RATE).exp()
-
     def sample(self, params, generator):
         # A gamma-Poisson mixture. torch's gamma sampler takes no generator, so it
         # runs on a forked global state seeded from ``generator``.
@@ -321,20 +358,60 @@ class NegativeBinomial(_Standardised):
         return torch.poisson(rate, generator=generator)
 
 
+def _pandas():
+    import pandas as pd  # needed only for categorical columns
+
+    return pd
+
+
 class Categorical(Likelihood):
-    """Categorical (softmax) likelihood. Each column holds integer codes
-    0..n_categories-1; the network sees them one-hot encoded."""
+    """Categorical (softmax) likelihood over the categories seen in ``fit``.
+
+    In the float matrix each column holds integer codes 0..n_categories-1 (the
+    categories in sorted order); the network sees them one-hot encoded, and
+    :meth:`decode` gives the categories back.
+    """
 
     name = "categorical"
+    numeric = False
 
-    def __init__(self, n_categories):
-        super().__init__(len(n_categories))
-        self.n_categories = list(n_categories)
+    def __init__(self, categories):
+        super().__init__(len(categories))
+        self.categories = [tuple(c) for c in categories]
+        self.n_categories = [len(c) for c in self.categories]
         self.n_params = self.n_inputs = sum(self.n_categories)
 
     @classmethod
-    def build(cls, specs, options):
-        return cls([len(spec.categories) for spec in specs])
+    def from_columns(cls, columns, options):
+        return cls([_categories(column) for column in columns])
+
+    def encode(self, values, names):
+        pd = _pandas()
+        codes = np.empty(values.shape, dtype=np.float64)
+        for j, categories in enumerate(self.categories):
+            column = pd.Series(np.asarray(values[:, j], dtype=object))
+            if column.isna().any():
+                raise ValueError(
+                    f"{where(names, j).capitalize()} contains missing values (NaN or None)."
+                )
+            index = pd.Index(categories).get_indexer(column)
+            if (index < 0).any():
+                unseen = sorted({str(v) for v in column[index < 0]})[:5]
+                raise ValueError(
+                    f"{where(names, j).capitalize()} has categories not seen in fit: "
+                    f"{unseen}. Refit on data that includes them, or map them to a "
+                    "known category."
+                )
+            codes[:, j] = index
+        return codes
+
+    def decode(self, values):
+        columns = []
+        for j, categories in enumerate(self.categories):
+            numbers = all(isinstance(c, (int, float, np.number)) for c in categories)
+            lookup = np.asarray(categories, dtype=None if numbers else object)
+            columns.append(lookup[np.rint(values[:, j]).astype(int)])
+        return columns
 
     def _columns(self, params):
         return torch.split(params, self.n_categories, dim=-1)
@@ -369,9 +446,55 @@ class Categorical(Likelihood):
         return torch.stack(draws, dim=-1).to(params.dtype)
 
 
+def _categories(column):
+    pd = _pandas()
+    values = pd.Series(np.asarray(column, dtype=object)).dropna()
+    if values.empty:
+        raise ValueError(f"Column {getattr(column, 'name', None)!r} has no values to learn categories from.")
+    try:
+        return sorted(values.unique())
+    except TypeError:
+        return sorted(values.unique(), key=str)
+
+
 LIKELIHOODS = {
     cls.name: cls for cls in (Gaussian, Bernoulli, Poisson, NegativeBinomial, Categorical)
 }
+
+
+def describe(factory):
+    """A likelihood (name, class or factory) as error messages name it."""
+    if isinstance(factory, str):
+        return repr(factory)
+    inner = getattr(factory, "func", factory)  # functools.partial
+    return getattr(inner, "__qualname__", None) or type(inner).__name__
+
+
+def build_likelihood(factory, columns, options):
+    """The likelihood for the training ``columns`` (raw values) of one block.
+
+    ``factory`` is a built-in's name, a :class:`Likelihood` subclass (built by
+    its ``from_columns``), or any callable that takes the number of columns and
+    returns a :class:`Likelihood`.
+    """
+    if isinstance(factory, str):
+        factory = LIKELIHOODS[factory]
+    if isinstance(factory, type) and issubclass(factory, Likelihood):
+        head = factory.from_columns(columns, options)
+    else:
+        head = factory(len(columns))
+    if not isinstance(head, Likelihood):
+        raise TypeError(
+            f"likelihood {describe(factory)} returned {type(head).__name__}; a "
+            "likelihood must be a subclass of skvae.Likelihood (or a factory "
+            "returning an instance of one)."
+        )
+    if head.n_features != len(columns):
+        raise ValueError(
+            f"likelihood {describe(factory)} was built for {len(columns)} columns "
+            f"but reports n_features={head.n_features}."
+        )
+    return head
 
 
 class Observation(nn.Module):
@@ -436,3 +559,47 @@ class Observation(nn.Module):
             for lik, p in zip(self.likelihoods, self._split_params(params))
         ]
         return self._join(parts, params)
+
+    def check(self, params, x, generator):
+        """Raise a clear error when a likelihood's outputs have the wrong shapes.
+
+        ``params`` are decoder outputs and ``x`` data rows, on a small batch;
+        run once when a model is built, so a user's likelihood that returns the
+        wrong shape is named before training starts.
+        """
+        n_rows = x.shape[0]
+        pairs = zip(self.likelihoods, self._split_params(params), self._split_x(x))
+        for lik, p, xb in pairs:
+            expected = {
+                "network_input": (n_rows, lik.n_inputs),
+                "log_prob": (n_rows,),
+                "mean": (n_rows, lik.n_features),
+                "sample": (n_rows, lik.n_features),
+            }
+            calls = {
+                "network_input": lambda: lik.network_input(xb),
+                "log_prob": lambda: lik.log_prob(p, xb),
+                "mean": lambda: lik.mean(p),
+                "sample": lambda: lik.sample(p, generator),
+            }
+            for method, call in calls.items():
+                check_output(f"likelihood {describe(type(lik))}.{method}", call,
+                              expected[method])
+
+
+def check_output(what, call, shape):
+    """Run ``call`` and check it returns a tensor of ``shape``."""
+    try:
+        out = call()
+    except NotImplementedError:
+        raise TypeError(f"{what} is not implemented.") from None
+    except Exception as exc:
+        raise ValueError(f"{what} failed on a batch of {shape[0]} rows: "
+                         f"{type(exc).__name__}: {exc}") from exc
+    if not torch.is_tensor(out):
+        raise TypeError(f"{what} returned {type(out).__name__}; expected a tensor of "
+                        f"shape {shape}.")
+    if tuple(out.shape) != tuple(shape):
+        raise ValueError(f"{what} returned a tensor of shape {tuple(out.shape)}; "
+                         f"expected {tuple(shape)}.")
+    return out

@@ -1,19 +1,32 @@
-"""Torch networks: encoders, decoders and the VAE that joins them.
+"""Torch networks: the architectures, and the VAE that joins encoder, decoder and likelihood.
+
+Architectures live in one place, the :data:`ARCHITECTURES` registry: each entry
+builds an encoder and a decoder for an observation model and checks its own
+rules (the convolutional one needs an image shape and one parameter per pixel).
+The estimator asks :func:`build_networks` for networks; it does not build them.
+A user's own networks come in as factories ``(n_inputs, n_outputs) ->
+nn.Module`` and are checked on a small batch before training (:meth:`VAEModule.check`).
 
 Nothing here knows about NumPy, devices or epochs: tensors in, tensors out.
 """
 
+from numbers import Integral
+
+import numpy as np
 import torch
 from torch import nn
 
-from ._elbo import (
-    ELBOOutput,
-    gaussian_kl,
-    importance_weighted_bound,
-    standard_normal_log_prob,
-)
+from ._likelihoods import check_output, describe
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "gelu": nn.GELU}
+
+
+def layer_sizes(sizes, name):
+    """``sizes`` (an int or a sequence) as a tuple of positive ints, or a clear error."""
+    values = np.atleast_1d(sizes).tolist()
+    if not all(isinstance(s, Integral) and s >= 1 for s in values):
+        raise ValueError(f"{name} must hold positive integers; got {sizes!r}.")
+    return tuple(int(s) for s in values)
 
 
 def mlp(n_in, hidden_layer_sizes, n_out, activation="relu"):
@@ -24,72 +37,6 @@ def mlp(n_in, hidden_layer_sizes, n_out, activation="relu"):
         n_in = width
     layers.append(nn.Linear(n_in, n_out))
     return nn.Sequential(*layers)
-
-
-class VAEModule(nn.Module):
-    """A VAE with a diagonal Gaussian encoder and a standard normal prior.
-
-    Parameters
-    ----------
-    observation : skvae._likelihoods.Observation
-        The likelihood p(x | z) given the decoder's output.
-    encoder : nn.Module
-        Maps ``observation.network_input(x)`` to ``2 * n_components`` numbers: the
-        posterior mean and log-variance.
-    decoder : nn.Module
-        Maps z to ``observation.n_params`` numbers.
-    """
-
-    def __init__(self, observation, encoder, decoder, n_components):
-        super().__init__()
-        self.observation = observation
-        self.encoder = encoder
-        self.decoder = decoder
-        self.n_components = n_components
-
-    def encode(self, x):
-        """Posterior mean and log-variance of q(z | x)."""
-        # Under autocast the network computes in bfloat16; the rest of the
-        # objective (sampling, KL, likelihood) stays in the data's precision.
-        out = self.encoder(self.observation.network_input(x)).to(x.dtype)
-        mean, log_var = out.split(self.n_components, dim=-1)
-        # Bound the log-variance so exp() can neither overflow nor underflow.
-        return mean, log_var.clamp(-30.0, 20.0)
-
-    def decode(self, z):
-        """Parameters of p(x | z), as expected by ``observation``."""
-        return self.decoder(z).to(z.dtype)
-
-    def elbo(self, x, noise, kl_weight=1.0):
-        """The (importance-weighted) ELBO of each row of ``x``.
-
-        Parameters
-        ----------
-        x : Tensor of shape (batch, n_features)
-        noise : Tensor of shape (n_samples, batch or 1, n_components)
-            Standard normal draws for the reparameterisation; one sample gives the
-            ELBO with the analytic KL, several give the IWAE bound.
-        kl_weight : float
-            Weight of the KL (or prior and posterior) terms in the loss; the
-            returned ``bound`` always uses weight 1.
-        """
-        mean, log_var = self.encode(x)
-        std = (0.5 * log_var).exp()
-        z = mean + std * noise
-        log_px = self.observation.log_prob(self.decode(z), x)
-        kl = gaussian_kl(mean, log_var)
-        if noise.shape[0] == 1:
-            reconstruction = log_px[0]
-            loss = -(reconstruction - kl_weight * kl).mean()
-            bound = (reconstruction - kl).detach()
-        else:
-            log_prior_ratio = standard_normal_log_prob(z) - standard_normal_log_prob(
-                noise
-            ) + 0.5 * log_var.sum(-1)
-            loss = -importance_weighted_bound(log_px + kl_weight * log_prior_ratio).mean()
-            bound = importance_weighted_bound(log_px + log_prior_ratio).detach()
-            reconstruction = log_px.mean(0)
-        return ELBOOutput(loss, bound, reconstruction.detach(), kl.detach())
 
 
 def _conv_output_size(size, n_layers):
@@ -119,7 +66,7 @@ class ConvEncoder(nn.Module):
 
 class ConvDecoder(nn.Module):
     """A linear layer to a small feature map, then transposed convolutions (each
-    doubling the image) to ``params_per_pixel`` numbers per pixel, cropped to size."""
+    doubling the image) to one number per pixel, cropped to size."""
 
     def __init__(self, n_components, image_shape, channels, activation="relu"):
         super().__init__()
@@ -141,7 +88,144 @@ class ConvDecoder(nn.Module):
         self.deconv = nn.Sequential(*layers[:-1])
 
     def forward(self, z):
-        lead = z.shape[:-1]
         h = self.head(z).reshape((-1,) + self.start)
         out = self.deconv(h)[..., : self.image_shape[1], : self.image_shape[2]]
-        return out.reshape(lead + (-1,))
+        return out.reshape(z.shape[0], -1)
+
+
+def mlp_networks(observation, n_components, options):
+    """Fully connected encoder and decoder (the decoder mirrors the encoder)."""
+    hidden = layer_sizes(options["hidden_layer_sizes"], "hidden_layer_sizes")
+    activation = options["activation"]
+    encoder = mlp(observation.n_inputs, hidden, 2 * n_components, activation)
+    decoder = mlp(n_components, hidden[::-1], observation.n_params, activation)
+    return encoder, decoder
+
+
+def conv_networks(observation, n_components, options):
+    """Convolutional encoder and transposed-convolution decoder for images
+    given as rows of flattened pixels (C order) of ``options["image_shape"]``."""
+    shape = _image_shape(options["image_shape"], observation.n_features)
+    channels = layer_sizes(options["conv_channels"], "conv_channels")
+    if not channels:
+        raise ValueError("conv_channels needs at least one layer.")
+    for lik in observation.likelihoods:
+        if not (lik.n_params == lik.n_inputs == lik.n_features):
+            raise ValueError(
+                "architecture='conv' needs a likelihood with one parameter per pixel; "
+                f"likelihood {describe(type(lik))} has {lik.n_params} for "
+                f"{lik.n_features} columns."
+            )
+    activation = options["activation"]
+    encoder = ConvEncoder(shape, channels, 2 * n_components, activation)
+    decoder = ConvDecoder(n_components, shape, channels, activation)
+    return encoder, decoder
+
+
+def _image_shape(shape, n_features):
+    if shape is None or len(shape) != 3 or not all(
+        isinstance(s, Integral) and s >= 1 for s in shape
+    ):
+        raise ValueError(
+            "architecture='conv' needs image_shape=(channels, height, width) of "
+            f"positive integers; got image_shape={shape!r}."
+        )
+    if int(np.prod(shape)) != n_features:
+        raise ValueError(
+            f"image_shape={tuple(shape)} holds {int(np.prod(shape))} pixels but X has "
+            f"{n_features} features; they must match."
+        )
+    return tuple(int(s) for s in shape)
+
+
+ARCHITECTURES = {"mlp": mlp_networks, "conv": conv_networks}
+
+
+def build_networks(architecture, observation, n_components, options, encoder=None,
+                   decoder=None):
+    """The encoder and decoder for ``observation``.
+
+    ``architecture`` names an entry of :data:`ARCHITECTURES`, which reads what
+    it needs from ``options`` (the estimator's parameters). ``encoder`` and
+    ``decoder``, when given, are a user's factories ``(n_inputs, n_outputs) ->
+    nn.Module`` that replace the architecture's network of that role.
+    """
+    built = None
+    if encoder is None or decoder is None:
+        built = ARCHITECTURES[architecture](observation, n_components, options)
+    roles = [
+        ("encoder", encoder, observation.n_inputs, 2 * n_components),
+        ("decoder", decoder, n_components, observation.n_params),
+    ]
+    networks = []
+    for index, (role, factory, n_in, n_out) in enumerate(roles):
+        if factory is None:
+            networks.append(built[index])
+            continue
+        network = factory(n_in, n_out)
+        if not isinstance(network, nn.Module):
+            raise TypeError(
+                f"{role} {describe(factory)} returned {type(network).__name__}; it must "
+                f"return a torch.nn.Module mapping {n_in} inputs to {n_out} outputs."
+            )
+        networks.append(network)
+    return tuple(networks)
+
+
+class VAEModule(nn.Module):
+    """A VAE with a diagonal Gaussian encoder and a standard normal prior.
+
+    Parameters
+    ----------
+    observation : skvae._likelihoods.Observation
+        The likelihood p(x | z) given the decoder's output.
+    encoder : nn.Module
+        Maps ``observation.network_input(x)``, shape (batch, n_inputs), to
+        ``2 * n_components`` numbers per row: the posterior mean and log-variance.
+    decoder : nn.Module
+        Maps z, shape (batch, n_components), to ``observation.n_params`` numbers
+        per row.
+    n_components : int
+        Number of latent dimensions.
+    """
+
+    def __init__(self, observation, encoder, decoder, n_components):
+        super().__init__()
+        self.observation = observation
+        self.encoder = encoder
+        self.decoder = decoder
+        self.n_components = n_components
+
+    def encode(self, x):
+        """Posterior mean and log-variance of q(z | x)."""
+        # Under autocast the network computes in bfloat16; the rest of the
+        # objective (sampling, KL, likelihood) stays in the data's precision.
+        out = self.encoder(self.observation.network_input(x)).to(x.dtype)
+        mean, log_var = out.split(self.n_components, dim=-1)
+        # Bound the log-variance so exp() can neither overflow nor underflow.
+        return mean, log_var.clamp(-30.0, 20.0)
+
+    def decode(self, z):
+        """Parameters of p(x | z), as expected by ``observation``.
+
+        Leading sample dimensions (importance samples) are flattened into the
+        batch, so decoders see 2-D input only.
+        """
+        lead = z.shape[:-1]
+        out = self.decoder(z.reshape(-1, z.shape[-1])).to(z.dtype)
+        return out.reshape(lead + out.shape[-1:])
+
+    def check(self, x, generator):
+        """Run each part once on the rows ``x`` and raise a clear error, naming
+        the part, when one fails or returns the wrong shape."""
+        n_rows, k = x.shape[0], self.n_components
+        with torch.no_grad():
+            inputs = self.observation.network_input(x)
+            check_output(f"encoder {describe(type(self.encoder))}",
+                         lambda: self.encoder(inputs), (n_rows, 2 * k))
+            params = check_output(
+                f"decoder {describe(type(self.decoder))}",
+                lambda: self.decoder(torch.zeros(n_rows, k, dtype=x.dtype)),
+                (n_rows, self.observation.n_params),
+            )
+            self.observation.check(params, x, generator)

@@ -1,10 +1,11 @@
 """Tables as users have them: a likelihood per column, and coding to and from numbers.
 
 The torch side sees one float matrix. This module decides each column's likelihood
-(:func:`column_specs`), turns the user's array or DataFrame into that matrix
-(:func:`encode`: categories become integer codes, booleans 0 and 1) with clear
-errors for values a likelihood cannot take, and turns model output back into the
-user's types (:func:`decode`).
+(:func:`column_specs`), builds a likelihood per block of columns that share one
+(:func:`build_observation`), and moves between the user's array or DataFrame and
+the float matrix (:func:`encode`, :func:`decode`). What a likelihood accepts and
+how its values are coded (categories, rounding) is the likelihood's own business
+(:mod:`skvae._likelihoods`); this module only knows DataFrames and dtypes.
 
 The automatic rule (``likelihood="auto"``), for DataFrame columns by dtype:
 
@@ -24,18 +25,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._likelihoods import Observation, build_likelihood
+
 AUTO = "auto"
 MAX_AUTO_COUNT = 1000
 
 
 @dataclass(frozen=True)
 class ColumnSpec:
-    """One input column: its name, likelihood, and what is needed to decode it."""
+    """One input column: its name, likelihood (a built-in's name or a user's
+    class or factory) and dtype (None for arrays)."""
 
     name: object
-    likelihood: str
+    likelihood: object
     dtype: object = None
-    categories: tuple = None
 
 
 def _pandas():
@@ -77,10 +80,18 @@ def _auto_likelihood(column, name):
     )
 
 
+def is_valid_likelihood(value, known):
+    """Whether ``value`` names a likelihood: a known name, "auto", or a class or
+    factory (any callable)."""
+    return (isinstance(value, str) and (value in known or value == AUTO)) or (
+        not isinstance(value, str) and callable(value)
+    )
+
+
 def _requested(likelihood, names, known):
-    """The likelihood asked for each column: a name, or AUTO."""
+    """The likelihood asked for each column: a name, a factory, or AUTO."""
     n_features = len(names)
-    if isinstance(likelihood, str):
+    if isinstance(likelihood, str) or callable(likelihood):
         requested = [likelihood] * n_features
     elif isinstance(likelihood, dict):
         unknown = [key for key in likelihood if key not in names]
@@ -97,9 +108,12 @@ def _requested(likelihood, names, known):
                 f"likelihood lists {len(requested)} likelihoods but X has {n_features} "
                 "columns; give one per column."
             )
-    bad = sorted({str(r) for r in requested if r not in known and r != AUTO})
+    bad = sorted({str(r) for r in requested if not is_valid_likelihood(r, known)})
     if bad:
-        raise ValueError(f"Unknown likelihood {bad}; choose from {sorted(known)} or 'auto'.")
+        raise ValueError(
+            f"Unknown likelihood {bad}; choose from {sorted(known)} or 'auto', or pass "
+            "a skvae.Likelihood subclass or factory."
+        )
     return requested
 
 
@@ -109,126 +123,100 @@ def column_specs(X, likelihood, known):
     names = list(X.columns) if frame else list(range(X.shape[1]))
     specs = []
     for j, (name, asked) in enumerate(zip(names, _requested(likelihood, names, known))):
-        column = _column(X, j)
-        if asked == AUTO:
-            asked = _auto_likelihood(column, name) if frame else "gaussian"
-        categories = None
-        if asked == "categorical":
-            categories = tuple(_categories(column, name))
-        specs.append(ColumnSpec(name, asked, column.dtype if frame else None, categories))
+        if isinstance(asked, str) and asked == AUTO:
+            asked = _auto_likelihood(_column(X, j), name) if frame else "gaussian"
+        specs.append(ColumnSpec(name, asked, X.dtypes.iloc[j] if frame else None))
     return specs
 
 
-def _categories(column, name):
-    pd = _pandas()
-    values = pd.Series(column).dropna()
-    if values.empty:
-        raise ValueError(f"Column {name!r} has no values to learn categories from.")
-    try:
-        return sorted(values.unique())
-    except TypeError:
-        return sorted(values.unique(), key=str)
-
-
-def encode(X, specs):
-    """The float matrix the model sees; raises ValueError for values out of support.
-
-    ``X`` is a DataFrame, or an array already validated as float (whose dtype is
-    kept).
-    """
-    if is_dataframe(X):
-        out = np.empty((X.shape[0], len(specs)), dtype=np.float64)
-        for j, spec in enumerate(specs):
-            out[:, j] = _encode_column(X.iloc[:, j], spec)
-        return out
-    out = X
-    for likelihood, columns in group_columns(specs).items():
-        if likelihood == "categorical":
-            out = out.copy() if out is X else out
-            for j in columns:
-                out[:, j] = _encode_column(X[:, j], specs[j])
-        elif likelihood != "gaussian":
-            _check_support(X[:, columns], likelihood, "X")
-    return out
-
-
 def group_columns(specs):
-    """Column indices by likelihood name, in order of first appearance."""
+    """Column indices by likelihood, in order of first appearance."""
     groups = {}
     for j, spec in enumerate(specs):
         groups.setdefault(spec.likelihood, []).append(j)
     return groups
 
 
-def _check_support(values, likelihood, where):
-    if likelihood in ("poisson", "negbinom"):
-        if (values < 0).any() or (values != np.round(values)).any():
-            raise ValueError(
-                f"{where} has negative or fractional values, but "
-                f"likelihood={likelihood!r} is for counts (non-negative integers)."
-            )
-    if likelihood == "bernoulli" and values.size and (values.min() < 0 or values.max() > 1):
-        raise ValueError(
-            f"likelihood='bernoulli' needs values in [0, 1]; {where} has values in "
-            f"[{values.min():g}, {values.max():g}]. Scale the data to [0, 1] (for "
-            "example with MinMaxScaler) or use likelihood='gaussian'."
-        )
+def build_observation(X, specs, options):
+    """The joint likelihood of ``X``'s rows: one likelihood per group of columns
+    that share one, built from their raw training values."""
+    blocks = [
+        (build_likelihood(factory, [_column(X, j) for j in columns], options), columns)
+        for factory, columns in group_columns(specs).items()
+    ]
+    return Observation(blocks)
 
 
-def _encode_column(column, spec):
-    pd = _pandas()
-    name = spec.name
-    if spec.likelihood == "categorical":
-        values = pd.Series(np.asarray(column, dtype=object))
-        if values.isna().any():
-            raise ValueError(f"Column {name!r} contains missing values (NaN or None).")
-        codes = pd.Index(spec.categories).get_indexer(values)
-        if (codes < 0).any():
-            unseen = sorted({str(v) for v in values[codes < 0]})[:5]
-            raise ValueError(
-                f"Column {name!r} has categories not seen in fit: {unseen}. Refit on data "
-                "that includes them, or map them to a known category."
-            )
-        return codes
+def _float_column(column, name):
+    """A DataFrame column as float64, with a clear error for non-numbers, NaN and inf."""
     try:
         values = np.asarray(column, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise ValueError(
-            f"Column {name!r} holds values that are not numbers, which "
-            f"likelihood={spec.likelihood!r} needs: {exc}"
+            f"Column {name!r} holds values that are not numbers, which its likelihood "
+            f"needs: {exc}"
         ) from None
     if not np.isfinite(values).all():
         raise ValueError(f"Column {name!r} contains NaN or infinity.")
-    _check_support(values, spec.likelihood, f"column {name!r}")
     return values
 
 
-def decode(M, specs, as_frame):
+def encode(X, observation, specs):
+    """The float matrix the model sees; raises ValueError for values out of support.
+
+    ``X`` is a DataFrame, or an array already validated as finite floats (whose
+    dtype is kept, and which is not copied unless a likelihood recodes it).
+    """
+    frame = is_dataframe(X)
+    out = np.empty((X.shape[0], len(specs)), dtype=np.float64) if frame else X
+    for lik, cols in zip(observation.likelihoods, observation.columns):
+        if frame:
+            names = [specs[j].name for j in cols]
+            if lik.numeric:
+                values = np.column_stack([_float_column(X.iloc[:, j], specs[j].name)
+                                          for j in cols])
+            else:
+                values = X.iloc[:, cols].to_numpy(dtype=object)
+        else:
+            names = None if observation._whole else list(cols)
+            values = X if observation._whole else X[:, cols]
+        coded = lik.encode(values, names)
+        if coded is values and not frame:
+            continue
+        if out is X:
+            out = X.copy()
+        out[:, cols] = coded
+    return out
+
+
+def decode(M, observation, specs, as_frame):
     """Model output (a float matrix) back in the user's types.
 
-    Categories come back as the categories seen in fit, counts as non-negative
-    integers, booleans as booleans; a DataFrame with the original columns and
-    dtypes when ``as_frame``.
+    Each likelihood decodes its columns (categories, counts as integers); for a
+    DataFrame, booleans come back as booleans and integers rounded, in a frame
+    with the original columns and dtypes when ``as_frame``.
     """
-    if not as_frame and all(spec.categories is None for spec in specs):
+    if not as_frame and all(lik.numeric for lik in observation.likelihoods):
         return M
-    columns = {}
-    for j, spec in enumerate(specs):
-        column = M[:, j]
-        if spec.categories is not None:
-            categories = np.asarray(spec.categories, dtype=object if as_frame else None)
-            column = categories[np.rint(column).astype(int)]
-        elif spec.likelihood in ("poisson", "negbinom"):
-            column = np.maximum(np.rint(column), 0).astype(np.int64)
-        elif spec.likelihood == "bernoulli" and as_frame and _pandas().api.types.is_bool_dtype(spec.dtype):
-            column = column >= 0.5
-        elif as_frame and _pandas().api.types.is_integer_dtype(spec.dtype):
-            column = np.rint(column)
-        columns[spec.name] = column
+    columns = [None] * len(specs)
+    for lik, cols in zip(observation.likelihoods, observation.columns):
+        for j, column in zip(cols, lik.decode(M[:, cols])):
+            columns[j] = _as_dtype(column, specs[j].dtype) if as_frame and lik.numeric else column
     if not as_frame:
-        return np.column_stack(list(columns.values()))
+        return np.column_stack(columns)
     pd = _pandas()
-    frame = pd.DataFrame(columns)
+    frame = pd.DataFrame({spec.name: column for spec, column in zip(specs, columns)})
     for spec in specs:
         frame[spec.name] = frame[spec.name].astype(spec.dtype)
     return frame
+
+
+def _as_dtype(column, dtype):
+    """Numbers shaped for a column of ``dtype``: thresholded for booleans,
+    rounded for integers."""
+    pd = _pandas()
+    if pd.api.types.is_bool_dtype(dtype):
+        return column >= 0.5
+    if pd.api.types.is_integer_dtype(dtype):
+        return np.rint(column)
+    return column

@@ -1,9 +1,20 @@
-"""The training loop: a plain function over a module, tensors and settings.
+"""The training loop: a plain function over a module, its data, an objective and settings.
 
 ``train_module`` runs epochs (``run_epoch``), each a sequence of steps
-(``train_step``), and returns a :class:`TrainingResult`. KL warm-up
-(:func:`skvae._elbo.kl_weight`) and the plateau counter (:class:`Plateau`) are small
-pure helpers. Nothing here imports scikit-learn.
+(``train_step``), and returns a :class:`TrainingResult`. What is optimised is one
+value (:class:`skvae._elbo.Objective`); where the data are and how they reach the
+device is another (:class:`TrainingData`); how to optimise a third
+(:class:`TrainingSettings`). Code that watches or steers training is a *hook*:
+an object with any of the methods
+
+* ``on_train_begin(max_iter)``,
+* ``on_epoch_begin(epoch)``,
+* ``on_epoch_end(record) -> bool`` (an :class:`EpochRecord`; True stops
+  training after this epoch),
+* ``on_train_end(result)``.
+
+Progress output (:mod:`skvae._progress`) is one; the estimator adapts
+scikit-learn's callbacks into another. Nothing here imports scikit-learn.
 """
 
 import contextlib
@@ -14,31 +25,50 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ._data import batch_slices, gather_rows
-from ._elbo import kl_weight as kl_weight_at
-from ._progress import Progress
-
-EVAL_BATCH_SIZE = 8192
+from ._data import EVAL_BATCH_SIZE, batch_slices, gather_rows
 
 
 @dataclass
 class TrainingSettings:
-    """How to train; mirrors the estimator's parameters."""
+    """How to optimise; mirrors the estimator's parameters."""
 
     max_iter: int = 100
     batch_size: int = 128
-    beta: float = 1.0
-    kl_warmup_epochs: int = 0
-    n_importance_samples: int = 1
     tol: float = 1e-4
     n_iter_no_change: int = 10
-    early_stopping: bool = False
     learning_rate: str = "constant"
     max_grad_norm: float = None
     mixed_precision: bool = False
     compile: bool = False
+
+
+@dataclass
+class TrainingData:
+    """Where the training rows are and how they reach the training device.
+
+    Attributes
+    ----------
+    x : Tensor
+        The data: on ``device``, or on the host when ``chunk_rows`` is set (then
+        sent over ``chunk_rows`` rows at a time).
+    device : torch.device
+        Where training runs.
+    train_rows, valid_rows : Tensor of int or None
+        Indices, on ``x``'s device, of the rows to train on (all when None) and
+        of the held-out rows whose bound is monitored (None: no monitoring).
+    chunk_rows : int or None
+        Rows per host-to-device copy when ``x`` stays on the host.
+    """
+
+    x: torch.Tensor
+    device: torch.device
+    train_rows: torch.Tensor = None
+    valid_rows: torch.Tensor = None
     chunk_rows: int = None
-    verbose: int = 0
+
+    @property
+    def monitored(self):
+        return self.valid_rows is not None
 
 
 @dataclass
@@ -53,6 +83,35 @@ class TrainingResult:
     converged: bool = False
     interrupted: bool = False
     diverged: bool = False
+    stopped_by_hook: bool = False
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    """What a hook's ``on_epoch_end`` sees after an epoch.
+
+    Attributes
+    ----------
+    epoch : int
+        Epochs run so far, counting earlier calls that this one continues.
+    epoch_in_call : int
+        0-based index of the epoch within this call.
+    loss : float
+        Mean training loss of the epoch (negative objective, nats per row).
+    validation_score : float or None
+        Mean held-out bound, when monitored.
+    elapsed : float
+        Seconds since this call's training began.
+    module : VAEModule
+        The module as trained so far (on the training device; do not modify).
+    """
+
+    epoch: int
+    epoch_in_call: int
+    loss: float
+    validation_score: float
+    elapsed: float
+    module: torch.nn.Module
 
 
 class Plateau:
@@ -130,24 +189,17 @@ def autocast(device, enabled):
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
-def draw_noise(n_samples, n_rows, n_components, generator):
-    """Standard normal reparameterisation noise from a private generator."""
-    return torch.randn(
-        (n_samples, n_rows, n_components), generator=generator, device=generator.device
-    )
-
-
-def compiled_loss(module):
-    """The training loss of ``module`` as a ``torch.compile``-d function
-    ``(x, noise, kl_weight) -> loss``.
+def compiled_loss(module, objective):
+    """The training loss of ``module`` under ``objective`` as a
+    ``torch.compile``-d function ``(x, noise, kl_weight) -> loss``.
 
     Compiled once for every batch size (``dynamic=True``), so the last, smaller
     batch of an epoch does not trigger a second compilation. A failure to
     compile (no C++ compiler, say) is reported as a RuntimeError that says so.
     """
-    compiled = torch.compile(lambda x, noise, weight: module.elbo(x, noise, weight).loss,
-                             dynamic=True)
-
+    compiled = torch.compile(
+        lambda x, noise, weight: objective(module, x, noise, weight).loss, dynamic=True
+    )
     compiled_once = False
 
     def loss(x, noise, kl_weight):
@@ -169,77 +221,63 @@ def compiled_loss(module):
     return loss
 
 
-def train_step(
-    module, optimizer, x, kl_weight, n_samples, generator, max_grad_norm,
-    mixed_precision=False, loss_fn=None,
-):
+def train_step(module, optimizer, x, noise, kl_weight, settings, loss_fn):
     """One optimiser step on batch ``x``; returns the (detached) loss.
 
-    With ``mixed_precision`` the networks run under bfloat16 autocast; the
-    likelihood and KL terms are computed in float32 (see ``VAEModule.elbo``).
-    ``loss_fn(x, noise, kl_weight)``, when given, replaces
-    ``module.elbo(...).loss`` (a compiled version of it, say).
+    ``loss_fn(x, noise, kl_weight)`` is the objective's loss (compiled, maybe).
+    With ``settings.mixed_precision`` the networks run under bfloat16 autocast;
+    the likelihood and KL terms are computed in float32 (see
+    :meth:`skvae._modules.VAEModule.encode`).
     """
-    noise = draw_noise(n_samples, x.shape[0], module.n_components, generator)
-    with autocast(x.device, mixed_precision):
-        if loss_fn is None:
-            loss = module.elbo(x, noise, kl_weight).loss
-        else:
-            loss = loss_fn(x, noise, kl_weight)
+    with autocast(x.device, settings.mixed_precision):
+        loss = loss_fn(x, noise, kl_weight)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    if max_grad_norm is not None:
-        torch.nn.utils.clip_grad_norm_(module.parameters(), max_grad_norm)
+    if settings.max_grad_norm is not None:
+        torch.nn.utils.clip_grad_norm_(module.parameters(), settings.max_grad_norm)
     optimizer.step()
     return loss.detach()
 
 
-def epoch_batches(x, rows, batch_size, chunk_rows, generator):
+def epoch_batches(data, batch_size, generator):
     """The training batches of one epoch, in a fresh random order.
 
-    ``rows`` (indices on ``x``'s device, or None for all rows of ``x``) are
-    shuffled with ``generator`` and cut into batches of ``batch_size``. When ``x``
-    is on the training device (``chunk_rows`` None) each batch is gathered there;
-    otherwise ``chunk_rows`` rows at a time (a multiple of ``batch_size``) are
-    gathered on the host and sent over in one copy. The batches are the same
-    either way.
+    ``data.train_rows`` (all rows when None) are shuffled with ``generator``
+    and cut into batches of ``batch_size``. When ``data.x`` is on the training
+    device each batch is gathered there; otherwise ``data.chunk_rows`` rows at a
+    time (a multiple of ``batch_size``) are gathered on the host and sent over
+    in one copy. The batches are the same either way.
     """
-    device = generator.device
+    x, rows = data.x, data.train_rows
     n_rows = x.shape[0] if rows is None else rows.shape[0]
     # On the host this is one device-to-host copy per epoch; otherwise a no-op.
-    order = torch.randperm(n_rows, generator=generator, device=device).to(x.device)
+    order = torch.randperm(n_rows, generator=generator, device=data.device).to(x.device)
     if rows is not None:
         order = rows[order]
-    if chunk_rows is None:
+    if data.chunk_rows is None:
         for part in batch_slices(n_rows, batch_size):
             yield x[order[part]]
         return
-    for start in range(0, n_rows, chunk_rows):
-        chunk = gather_rows(x, order[start : start + chunk_rows], device)
+    for start in range(0, n_rows, data.chunk_rows):
+        chunk = gather_rows(x, order[start : start + data.chunk_rows], data.device)
         for part in batch_slices(chunk.shape[0], batch_size):
             yield chunk[part]
 
 
-def run_epoch(module, optimizer, x, settings, kl_weight, generator, rows=None, loss_fn=None):
-    """One pass over the rows ``rows`` of ``x`` (all when None) in a random order.
+def run_epoch(module, optimizer, data, objective, settings, kl_weight, generator,
+              loss_fn):
+    """One pass over the training rows of ``data`` in a random order.
 
     Returns the mean loss as a 0-d tensor on the training device: the per-batch
     losses stay there and are combined once, so a GPU is never synchronised
     inside the epoch.
     """
     module.train()
-    if loss_fn is not None:
-        # A tensor, so that a changing KL weight (warm-up) does not recompile.
-        # (torch.full, unlike torch.tensor, does not wait for the device.)
-        kl_weight = torch.full((), float(kl_weight), device=generator.device)
     losses, sizes = [], []
-    for batch in epoch_batches(x, rows, settings.batch_size, settings.chunk_rows, generator):
-        losses.append(
-            train_step(
-                module, optimizer, batch, kl_weight, settings.n_importance_samples,
-                generator, settings.max_grad_norm, settings.mixed_precision, loss_fn,
-            )
-        )
+    for batch in epoch_batches(data, settings.batch_size, generator):
+        noise = objective.draw_noise(batch.shape[0], module.n_components, generator)
+        losses.append(train_step(module, optimizer, batch, noise, kl_weight, settings,
+                                 loss_fn))
         sizes.append(batch.shape[0])
     # Every batch but the last has ``sizes[0]`` rows; Python-number weights need
     # no host-to-device copy.
@@ -250,7 +288,7 @@ def run_epoch(module, optimizer, x, settings, kl_weight, generator, rows=None, l
 
 
 @torch.no_grad()
-def mean_bound(module, x, noise, rows=None):
+def mean_bound(module, objective, x, noise, rows=None):
     """Mean per-row bound on log p(x) over the rows ``rows`` of ``x`` (all when
     None) with fixed ``noise``, in batches of ``EVAL_BATCH_SIZE`` rows."""
     module.eval()
@@ -262,7 +300,7 @@ def mean_bound(module, x, noise, rows=None):
             batch = x[part].to(device)
         else:
             batch = gather_rows(x, rows[part], device)
-        total += module.elbo(batch, noise).bound.sum(dtype=torch.float64)
+        total += objective(module, batch, noise).bound.sum(dtype=torch.float64)
     return total.item() / n_rows
 
 
@@ -271,90 +309,132 @@ def snapshot(module):
     return {name: value.detach().clone() for name, value in module.state_dict().items()}
 
 
-def train_module(
-    module, optimizer, x, settings, generator, history=None, train_rows=None, valid_rows=None
-):
-    """Train ``module`` on rows of ``x`` for up to ``settings.max_iter`` epochs.
+class _Hooks:
+    """Calls the methods that each hook has (see the module's docstring)."""
 
-    Parameters
-    ----------
-    module : VAEModule
-        On the training device (``generator.device``).
-    optimizer : torch.optim.Optimizer
-    x : Tensor
-        The data: on the training device, or on the host when
-        ``settings.chunk_rows`` is set (then sent over in chunks).
-    settings : TrainingSettings
-    generator : torch.Generator
-        Source of all randomness: shuffles and reparameterisation noise.
-    history : TrainingResult or None
-        The result of earlier training to continue (curves and epoch count).
-    train_rows, valid_rows : Tensor of int or None
-        Indices, on ``x``'s device, of the rows to train on (all when None) and of
-        the held-out rows monitored for early stopping (when
-        ``settings.early_stopping``).
+    def __init__(self, hooks):
+        self.hooks = list(hooks)
 
-    Returns
-    -------
-    TrainingResult
-        The module holds the weights to keep: the best on the validation set with
-        early stopping, the last good ones after an interrupt or a divergence, the
-        final ones otherwise.
+    def call(self, method, *args):
+        stop = False
+        for hook in self.hooks:
+            function = getattr(hook, method, None)
+            if function is not None:
+                stop = bool(function(*args)) or stop
+        return stop
+
+
+class _Run:
+    """The state of one call of :func:`train_module`: the weights to fall back
+    on, the plateau counter, the learning-rate schedule, the loss function."""
+
+    def __init__(self, module, optimizer, data, objective, settings, generator, result):
+        self.module, self.optimizer, self.data = module, optimizer, data
+        self.objective, self.settings, self.generator = objective, settings, generator
+        self.result = result
+        self.plateau = Plateau(settings.tol, settings.n_iter_no_change)
+        self.scheduler = _make_scheduler(optimizer, settings)
+        self.valid_noise = (
+            objective.draw_noise(1, module.n_components, generator) if data.monitored else None
+        )
+        self.best_state = self.last_good = snapshot(module)
+        if settings.compile:
+            self.loss_fn = compiled_loss(module, objective)
+        else:
+            self.loss_fn = lambda x, noise, weight: objective(module, x, noise, weight).loss
+
+    def kl_weight(self, epoch):
+        weight = self.objective.kl_weight(epoch)
+        if self.settings.compile:
+            # A tensor, so that a changing KL weight (warm-up) does not recompile.
+            # (torch.full, unlike torch.tensor, does not wait for the device.)
+            return torch.full((), weight, device=self.data.device)
+        return weight
+
+    def epoch(self):
+        """Train one epoch and record it; returns its loss and validation score,
+        or None when the loss was not finite (the last good weights are back)."""
+        result, epoch = self.result, self.result.n_iter
+        loss = run_epoch(
+            self.module, self.optimizer, self.data, self.objective, self.settings,
+            self.kl_weight(epoch), self.generator, self.loss_fn,
+        ).item()
+        if not math.isfinite(loss):
+            self.module.load_state_dict(self.last_good)
+            result.diverged = True
+            return None
+        self.last_good = snapshot(self.module)
+        result.n_iter += 1
+        result.loss_curve.append(loss)
+        result.best_loss = min(result.best_loss, loss)
+        score = None
+        if self.data.monitored:
+            score = mean_bound(self.module, self.objective, self.data.x, self.valid_noise,
+                               self.data.valid_rows)
+            result.validation_scores.append(score)
+            if score > result.best_validation_score:
+                result.best_validation_score = score
+                self.best_state = self.last_good
+        return loss, score
+
+    def stalled(self, epoch, loss, score):
+        """Update the plateau counter and schedule; True when training has converged."""
+        if self.objective.warming_up(epoch):
+            return False
+        monitored = -loss if score is None else score
+        self.plateau.update(monitored)
+        if self.scheduler is not None:
+            self.scheduler.step(monitored)
+        return self.plateau.stalled
+
+    def finish(self):
+        """Leave the module with the weights to keep."""
+        result = self.result
+        if result.interrupted:
+            self.module.load_state_dict(self.best_state if self.data.monitored else self.last_good)
+        elif self.data.monitored and not result.diverged:
+            self.module.load_state_dict(self.best_state)
+
+
+def train_module(module, optimizer, data, objective, settings, generator, history=None,
+                 hooks=()):
+    """Train ``module`` on ``data`` for up to ``settings.max_iter`` epochs.
+
+    ``module`` is on ``data.device``; ``generator`` (on that device too) is the
+    source of all randomness (shuffles, reparameterisation noise); ``history``
+    is the result of earlier training to continue (curves and epoch count), and
+    ``hooks`` watch or stop training (see the module's docstring).
+
+    Returns a :class:`TrainingResult`; the module then holds the weights to
+    keep: the best on the held-out rows when they are monitored, the last good
+    ones after an interrupt or a divergence, the final ones otherwise.
     """
     result = copy.deepcopy(history) if history is not None else TrainingResult()
     result.converged = result.interrupted = result.diverged = False
-    monitor_valid = settings.early_stopping and valid_rows is not None
-    plateau = Plateau(settings.tol, settings.n_iter_no_change)
-    scheduler = _make_scheduler(optimizer, settings)
-    valid_noise = (
-        draw_noise(settings.n_importance_samples, 1, module.n_components, generator)
-        if monitor_valid
-        else None
-    )
-    best_state = last_good = snapshot(module)
-    loss_fn = compiled_loss(module) if settings.compile else None
-    progress = Progress(settings.verbose, settings.max_iter)
+    result.stopped_by_hook = False
+    run = _Run(module, optimizer, data, objective, settings, generator, result)
+    hooks = _Hooks(hooks)
+    hooks.call("on_train_begin", settings.max_iter)
     start = time.perf_counter()
     try:
-        for epoch in range(settings.max_iter):
-            global_epoch = result.n_iter
-            weight = kl_weight_at(global_epoch, settings.beta, settings.kl_warmup_epochs)
-            loss = run_epoch(
-                module, optimizer, x, settings, weight, generator, train_rows, loss_fn
-            ).item()
-            if not math.isfinite(loss):
-                module.load_state_dict(last_good)
-                result.diverged = True
+        for epoch_in_call in range(settings.max_iter):
+            epoch = result.n_iter
+            hooks.call("on_epoch_begin", epoch)
+            outcome = run.epoch()
+            if outcome is None:
                 break
-            last_good = snapshot(module)
-            result.n_iter += 1
-            result.loss_curve.append(loss)
-            warming_up = global_epoch + 1 < settings.kl_warmup_epochs
-            if monitor_valid:
-                score = mean_bound(module, x, valid_noise, valid_rows)
-                result.validation_scores.append(score)
-                if score > result.best_validation_score:
-                    result.best_validation_score = score
-                    best_state = last_good
-            else:
-                score = -loss
-            result.best_loss = min(result.best_loss, loss)
-            progress.update(epoch, loss, score if monitor_valid else None, start)
-            if warming_up:
-                continue
-            plateau.update(score)
-            if scheduler is not None:
-                scheduler.step(score)
-            if plateau.stalled:
+            record = EpochRecord(result.n_iter, epoch_in_call, *outcome,
+                                 time.perf_counter() - start, module)
+            result.stopped_by_hook = hooks.call("on_epoch_end", record)
+            if run.stalled(epoch, *outcome):
                 result.converged = True
+            if result.converged or result.stopped_by_hook:
                 break
     except KeyboardInterrupt:
-        module.load_state_dict(best_state if monitor_valid else last_good)
         result.interrupted = True
     finally:
-        progress.close()
-    if monitor_valid and not result.diverged and not result.interrupted:
-        module.load_state_dict(best_state)
+        hooks.call("on_train_end", result)
+    run.finish()
     return result
 
 

@@ -9,9 +9,10 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 
 import skvae._data as data
-import skvae._likelihoods as likelihoods
+import skvae._statistics as statistics
 import skvae._training as training
 from skvae import VAETransformer
+from skvae._elbo import Objective
 from skvae._training import make_optimizer, move_optimizer_state
 
 X32 = (
@@ -35,17 +36,17 @@ def fit_quietly(estimator, X):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_column_moments_match_a_float64_two_pass_computation(monkeypatch, dtype):
-    monkeypatch.setattr(likelihoods, "_CHUNK_ROWS", 7)  # many uneven chunks
+    monkeypatch.setattr(statistics, "CHUNK_ROWS", 7)  # many uneven chunks
     rng = np.random.RandomState(0)
     X = (rng.normal(size=(50, 5)) * [1, 10, 1e-3, 100, 1] + [0, 1e4, 5, -3, 0]).astype(dtype)
     columns = [0, 1, 3, 4]
-    mean, std = likelihoods.column_moments(X, columns)
+    mean, std = statistics.column_moments(X, columns)
     reference = X[:, columns].astype(np.float64)
     # float32 chunks are centred in float32: accurate to float32's precision.
     rtol = 1e-6 if dtype == np.float32 else 1e-10
     np.testing.assert_allclose(mean, reference.mean(axis=0), rtol=rtol)
     np.testing.assert_allclose(std, reference.std(axis=0), rtol=rtol)
-    mean, std = likelihoods.column_moments(np.abs(X), None, transform=np.log1p)
+    mean, std = statistics.column_moments(np.abs(X), None, transform=np.log1p)
     logged = np.log1p(np.abs(X).astype(np.float64))
     np.testing.assert_allclose(mean, logged.mean(axis=0), rtol=1e-10)
     np.testing.assert_allclose(std, logged.std(axis=0), rtol=1e-10)
@@ -66,9 +67,9 @@ def test_float32_training_data_are_used_in_place(monkeypatch, early_stopping):
     seen = {}
     original = training.train_module
 
-    def recording(module, optimizer, x, *args, **kwargs):
-        seen["x"] = x
-        return original(module, optimizer, x, *args, **kwargs)
+    def recording(module, optimizer, data, *args, **kwargs):
+        seen["x"] = data.x
+        return original(module, optimizer, data, *args, **kwargs)
 
     monkeypatch.setattr("skvae._estimator.train_module", recording)
     X = X32.copy()
@@ -107,9 +108,9 @@ def test_chunked_transfer_trains_exactly_as_resident_data(monkeypatch, early_sto
     chunks = []
     original = training.run_epoch
 
-    def recording(module, optimizer, x, settings, *args, **kwargs):
-        chunks.append(settings.chunk_rows)
-        return original(module, optimizer, x, settings, *args, **kwargs)
+    def recording(module, optimizer, data, *args, **kwargs):
+        chunks.append(data.chunk_rows)
+        return original(module, optimizer, data, *args, **kwargs)
 
     # 300 rows of 16 bytes; 1 kB "free" leaves 500 bytes: chunks of 30 rows.
     monkeypatch.setattr(data, "free_device_bytes", lambda device: 1000)
@@ -168,7 +169,7 @@ def test_mixed_precision_runs_the_networks_in_bfloat16(monkeypatch):
     x = torch.as_tensor(X32[:20])
     noise = torch.zeros(1, 20, vae.n_components)
     with training.autocast(torch.device("cpu"), True):
-        out = module.elbo(x, noise)
+        out = Objective()(module, x, noise)
     # The network ran in bfloat16; the objective comes back in float32.
     assert seen == [torch.bfloat16]
     assert out.loss.dtype == out.bound.dtype == torch.float32

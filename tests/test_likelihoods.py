@@ -3,6 +3,8 @@ import pytest
 import torch
 from scipy import stats
 
+import skvae._statistics as statistics
+
 from skvae._likelihoods import (
     Bernoulli,
     Categorical,
@@ -11,6 +13,7 @@ from skvae._likelihoods import (
     Observation,
     Poisson,
 )
+from skvae._statistics import smallest_gaps
 
 
 def test_gaussian_log_prob_matches_scipy():
@@ -54,13 +57,11 @@ def test_gaussian_variance_floor_follows_the_grid():
 def test_gaussian_floor_of_a_rare_column_is_read_from_all_rows(monkeypatch, columns):
     """A pixel lit in one image out of many: the row sample used for the grid
     misses it, yet its floor must reflect that value's distance from the rest."""
-    import skvae._likelihoods as likelihoods
-
     monkeypatch.setattr(Gaussian, "_GAP_ROWS", 20)  # every 10th of 200 rows
     rng = np.random.RandomState(0)
     X = np.column_stack([np.zeros(200), rng.normal(size=200), rng.normal(size=200)])
     X[5, 0] = 0.5  # not among rows 0, 10, 20, ...
-    assert likelihoods._smallest_gaps(X[::10])[0] == 0  # the sample misses it
+    assert smallest_gaps(X[::10])[0] == 0  # the sample misses it
     lik = Gaussian(2 if columns else 3, min_variance=1e-3).double()
     lik.fit_data(X, columns)
     with torch.no_grad():
@@ -154,7 +155,7 @@ def test_negative_binomial_samples_have_its_mean_and_variance():
 
 def test_categorical_log_prob_matches_scipy():
     rng = np.random.RandomState(0)
-    lik = Categorical([3, 2]).double()
+    lik = Categorical([(0, 1, 2), (0, 1)]).double()
     logits = torch.tensor(rng.normal(size=(10, 5)))
     codes = np.column_stack([rng.randint(3, size=10), rng.randint(2, size=10)]).astype(float)
     got = lik.log_prob(logits, torch.tensor(codes)).numpy()
@@ -168,7 +169,7 @@ def test_categorical_log_prob_matches_scipy():
 
 
 def test_categorical_mode_and_samples_are_valid_codes():
-    lik = Categorical([4]).double()
+    lik = Categorical([(0, 1, 2, 3)]).double()
     logits = torch.tensor([[0.0, 5.0, 0.0, 0.0]] * 1000, dtype=torch.float64)
     assert torch.all(lik.mean(logits) == 1)
     draws = lik.sample(logits, torch.Generator().manual_seed(0))
@@ -178,8 +179,6 @@ def test_categorical_mode_and_samples_are_valid_codes():
 
 @pytest.mark.parametrize("columns", [None, [0, 2, 3, 5, 6]])
 def test_gaussian_statistics_in_parallel_threads_equal_serial(monkeypatch, columns):
-    import skvae._likelihoods as likelihoods
-
     rng = np.random.RandomState(0)
     X = rng.normal(size=(300, 7)).astype(np.float32) * np.arange(1, 8)
     X[:, 2] = 0.0
@@ -188,9 +187,9 @@ def test_gaussian_statistics_in_parallel_threads_equal_serial(monkeypatch, colum
     monkeypatch.setattr(Gaussian, "_GAP_ROWS", 30)
     serial = Gaussian(n).double()
     serial.fit_data(X, columns)
-    monkeypatch.setattr(likelihoods, "_PARALLEL_MIN_VALUES", 0)
+    monkeypatch.setattr(statistics, "PARALLEL_MIN_VALUES", 0)
     monkeypatch.setattr(torch, "get_num_threads", lambda: 3)
-    assert len(likelihoods._column_ranges(n, 300)) == 3
+    assert len(statistics.column_groups(columns, X.shape, 3)) == 3
     parallel = Gaussian(n).double()
     parallel.fit_data(X, columns)
     for name in ["loc", "scale", "variance_floor"]:

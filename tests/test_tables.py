@@ -9,7 +9,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OrdinalEncoder, StandardScaler
 
 from skvae import VAETransformer
-from skvae._tables import ColumnSpec, column_specs, decode, encode
+from skvae._likelihoods import Categorical
+from skvae._tables import build_observation, column_specs, decode, encode
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 KNOWN = {"gaussian", "bernoulli", "categorical", "poisson", "negbinom"}
@@ -41,7 +42,10 @@ def test_auto_rule_by_dtype(table):
     assert [s.likelihood for s in specs] == [
         "gaussian", "categorical", "categorical", "negbinom", "bernoulli",
     ]
-    assert specs[1].categories == ("a", "b", "c")  # only categories seen in the data
+    observation = build_observation(table, specs, {})
+    categorical = observation.likelihoods[1]
+    assert isinstance(categorical, Categorical) and observation.columns[1] == [1, 2]
+    assert categorical.categories[0] == ("a", "b", "c")  # only categories seen in the data
     signed = pd.DataFrame({"n": np.array([-1, 2, 3]), "amount": np.array([0, 5, 150000])})
     assert [s.likelihood for s in column_specs(signed, "auto", KNOWN)] == ["gaussian", "gaussian"]
     assert column_specs(np.zeros((3, 2)), "auto", KNOWN)[1].likelihood == "gaussian"
@@ -153,9 +157,12 @@ def test_counts_array_rejects_fractions():
 
 def test_encode_decode_round_trip(table):
     specs = column_specs(table, "auto", KNOWN)
-    back = decode(encode(table, specs), specs, as_frame=True)
+    observation = build_observation(table, specs, {})
+    back = decode(encode(table, observation, specs), observation, specs, as_frame=True)
     pd.testing.assert_frame_equal(back, table)
-    assert decode(np.ones((2, 1)), [ColumnSpec(0, "gaussian")], as_frame=False).shape == (2, 1)
+    X = np.ones((2, 1))
+    specs = column_specs(X, "auto", KNOWN)
+    assert decode(X, build_observation(X, specs, {}), specs, as_frame=False) is X
 
 
 @pytest.mark.slow

@@ -10,6 +10,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 import skvae._training as training
 from skvae import VAETransformer
+from skvae._elbo import Objective
 from skvae._training import Plateau
 
 X = np.random.RandomState(0).normal(size=(200, 6)) @ np.random.RandomState(1).normal(size=(6, 6))
@@ -42,9 +43,9 @@ def test_best_weights_are_restored(monkeypatch):
     seen = {}
     original = training.mean_bound
 
-    def recording(module, x, noise, rows=None):
-        seen.update(x=x, noise=noise, rows=rows)
-        return original(module, x, noise, rows)
+    def recording(module, objective, x, noise, rows=None):
+        seen.update(objective=objective, x=x, noise=noise, rows=rows)
+        return original(module, objective, x, noise, rows)
 
     monkeypatch.setattr(training, "mean_bound", recording)
     vae = small(max_iter=40, early_stopping=True, n_iter_no_change=5, learning_rate_init=0.05)
@@ -52,7 +53,7 @@ def test_best_weights_are_restored(monkeypatch):
     best_epoch = int(np.argmax(vae.validation_scores_))
     assert best_epoch < vae.n_iter_ - 1  # the last epoch was not the best
     # Scoring the held-out rows again with the kept weights gives the best score.
-    rescored = original(vae.module_, seen["x"], seen["noise"], seen["rows"])
+    rescored = original(vae.module_, seen["objective"], seen["x"], seen["noise"], seen["rows"])
     assert rescored == pytest.approx(vae.best_validation_score_, abs=1e-5)
     assert rescored > vae.validation_scores_[-1]
 
@@ -153,8 +154,10 @@ def test_gradient_clipping_bounds_the_step():
     vae = small(max_iter=1).fit(X)
     module, optimizer = vae.module_, torch.optim.SGD(vae.module_.parameters(), lr=0.0)
     x = torch.as_tensor(X, dtype=torch.float32)
-    gen = torch.Generator().manual_seed(0)
-    training.train_step(module, optimizer, x, 1.0, 1, gen, max_grad_norm=1e-3)
+    noise = torch.randn(1, x.shape[0], vae.n_components, generator=torch.Generator().manual_seed(0))
+    settings = training.TrainingSettings(max_grad_norm=1e-3)
+    loss = lambda x, noise, weight: Objective()(module, x, noise, weight).loss  # noqa: E731
+    training.train_step(module, optimizer, x, noise, 1.0, settings, loss)
     norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in module.parameters()]))
     assert norm.item() == pytest.approx(1e-3, rel=1e-3)
 
