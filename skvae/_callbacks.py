@@ -13,10 +13,13 @@ used, so a callback written against the protocol below works with either:
   (``context.task_name == "fit"``) and for each epoch (``"epoch"``); a True from
   an epoch's ``on_fit_task_end`` stops training after that epoch.
 
-The keyword arguments a hook declares (keyword-only) are filled in: ``X``,
-``y``, ``metadata`` (for an epoch: ``{"epoch", "loss", "validation_score"}``)
-and ``fitted_estimator`` (a copy of the estimator holding the weights of that
-moment, built only when a hook asks for it).
+The keyword arguments a hook declares (keyword-only) are filled in: ``X`` and
+``y`` (what ``fit`` was given), ``metadata`` (None: the ELBO takes no sample
+weights) and ``fitted_estimator``: a copy of the estimator holding the weights of
+that moment, with ``n_iter_``, ``loss_curve_``, ``best_loss_`` and, with early
+stopping, ``validation_scores_`` so far; built only when a hook asks for it.
+scikit-learn's ``ScoringMonitor`` therefore scores each epoch when ``fit`` gets
+a ``y`` (as in a Pipeline before a classifier).
 """
 
 import copy
@@ -151,9 +154,10 @@ class EpochCallbacks:
     estimator usable with the weights of that moment.
     """
 
-    def __init__(self, estimator, context, fitted_attributes):
+    def __init__(self, estimator, context, fitted_attributes, X=None, y=None):
         self.estimator, self.context = estimator, context
         self.fitted_attributes = fitted_attributes
+        self.X, self.y = X, y
         self.epoch_context = None
 
     def on_epoch_begin(self, epoch):
@@ -161,10 +165,9 @@ class EpochCallbacks:
         self.epoch_context.call_on_fit_task_begin(estimator=self.estimator)
 
     def on_epoch_end(self, record):
-        metadata = {"epoch": record.epoch, "loss": record.loss,
-                    "validation_score": record.validation_score}
         return self.epoch_context.call_on_fit_task_end(
             estimator=self.estimator,
-            metadata=metadata,
+            X=self.X,
+            y=self.y,
             reconstruction_attributes=lambda: self.fitted_attributes(record),
         )

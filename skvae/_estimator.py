@@ -377,7 +377,7 @@ class VAETransformer(
         5
         """
         continuing = self.warm_start and hasattr(self, "module_")
-        self._train(X, self.max_iter, continuing, early_stopping=self.early_stopping)
+        self._train(X, y, self.max_iter, continuing, early_stopping=self.early_stopping)
         return self
 
     @with_callbacks
@@ -412,10 +412,10 @@ class VAETransformer(
         >>> vae.n_iter_
         4
         """
-        self._train(X, 1, hasattr(self, "module_"), early_stopping=False)
+        self._train(X, y, 1, hasattr(self, "module_"), early_stopping=False)
         return self
 
-    def _train(self, X, max_iter, continuing, early_stopping):
+    def _train(self, X, y, max_iter, continuing, early_stopping):
         raw = self._check_input(X, reset=not continuing)
         device = resolve_device(self.device)
         X = self._encode(raw) if continuing else self._initialise(raw)
@@ -424,8 +424,11 @@ class VAETransformer(
         generator = make_generator(seed, device)
         data = self._training_data(X, device, settings.batch_size, early_stopping, generator)
         context = self._init_callback_context(max_subtasks=max_iter)
-        context.call_on_fit_task_begin(estimator=self, X=raw)
-        hooks = [Progress(self.verbose), EpochCallbacks(self, context, self._fitted_attributes)]
+        context.call_on_fit_task_begin(estimator=self, X=raw, y=y)
+        hooks = [
+            Progress(self.verbose),
+            EpochCallbacks(self, context, self._fitted_attributes, raw, y),
+        ]
         module = self.module_.to(device)
         move_optimizer_state(self._optimizer, device)
         try:
@@ -437,7 +440,7 @@ class VAETransformer(
             self.module_ = module.to("cpu")
             move_optimizer_state(self._optimizer, torch.device("cpu"))
         self._record(result, early_stopping)
-        context.call_on_fit_task_end(estimator=self, X=raw, reconstruction_attributes={})
+        context.call_on_fit_task_end(estimator=self, X=raw, y=y, reconstruction_attributes={})
         self._report(result, max_iter, warn_unconverged=max_iter > 1)
 
     def _training_data(self, X, device, batch_size, early_stopping, generator):
@@ -500,15 +503,25 @@ class VAETransformer(
     def _fitted_attributes(self, record):
         """Attributes that make a copy of this estimator usable with the weights
         of ``record``'s epoch (for callbacks' ``fitted_estimator``)."""
-        return {"module_": copy.deepcopy(record.module).to("cpu"), "n_iter_": record.epoch}
+        result = copy.deepcopy(record.result)
+        attributes = {"module_": copy.deepcopy(record.module).to("cpu")}
+        attributes.update(self._fitted_curves(result, result.validation_scores))
+        return attributes
+
+    @staticmethod
+    def _fitted_curves(result, monitored):
+        return {
+            "n_iter_": result.n_iter,
+            "loss_curve_": list(result.loss_curve),
+            "best_loss_": result.best_loss,
+            "validation_scores_": list(result.validation_scores) if monitored else None,
+            "best_validation_score_": result.best_validation_score if monitored else None,
+        }
 
     def _record(self, result, early_stopping):
         self._history = result
-        self.n_iter_ = result.n_iter
-        self.loss_curve_ = list(result.loss_curve)
-        self.best_loss_ = result.best_loss
-        self.validation_scores_ = list(result.validation_scores) if early_stopping else None
-        self.best_validation_score_ = result.best_validation_score if early_stopping else None
+        for name, value in self._fitted_curves(result, early_stopping).items():
+            setattr(self, name, value)
 
     def _report(self, result, max_iter, warn_unconverged):
         if result.diverged:

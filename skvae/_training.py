@@ -104,6 +104,8 @@ class EpochRecord:
         Seconds since this call's training began.
     module : VAEModule
         The module as trained so far (on the training device; do not modify).
+    result : TrainingResult
+        The curves so far (do not modify).
     """
 
     epoch: int
@@ -112,6 +114,7 @@ class EpochRecord:
     validation_score: float
     elapsed: float
     module: torch.nn.Module
+    result: TrainingResult
 
 
 class Plateau:
@@ -424,7 +427,7 @@ def train_module(module, optimizer, data, objective, settings, generator, histor
             if outcome is None:
                 break
             record = EpochRecord(result.n_iter, epoch_in_call, *outcome,
-                                 time.perf_counter() - start, module)
+                                 time.perf_counter() - start, module, result)
             result.stopped_by_hook = hooks.call("on_epoch_end", record)
             if run.stalled(epoch, *outcome):
                 result.converged = True
