@@ -1,6 +1,7 @@
 """Data handling in one place: NumPy to torch, devices, seeds, minibatches."""
 
 import contextlib
+import warnings
 
 import numpy as np
 import torch
@@ -77,10 +78,18 @@ def seeded_torch(seed):
 
 
 def to_tensor(X, device, dtype=torch.float32):
-    """A tensor on ``device`` holding ``X``; no copy when nothing needs changing."""
-    # "W": torch warns on read-only (e.g. memory-mapped) arrays.
-    X = np.require(X, _NUMPY_DTYPES[dtype], ["C", "W"])
-    return torch.from_numpy(X).to(device)
+    """A tensor on ``device`` holding ``X``; no copy when nothing needs changing.
+
+    A read-only array (a memory-mapped file opened with ``mmap_mode="r"``) is
+    used in place too: nothing here writes to the tensor, so torch's warning
+    about non-writable arrays does not apply.
+    """
+    X = np.require(X, _NUMPY_DTYPES[dtype], ["C"])
+    if X.flags.writeable:
+        return torch.from_numpy(X).to(device)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(X).to(device)
 
 
 def batch_slices(n_rows, batch_size):

@@ -38,11 +38,19 @@ from ._data import (
     split_validation,
     to_tensor,
 )
+from ._distributed import SINGLE, ShardError, collective, local_device
 from ._elbo import Objective
 from ._likelihoods import LIKELIHOODS
 from ._modules import ACTIVATIONS, ARCHITECTURES, VAEModule, build_networks
 from ._progress import Progress
-from ._tables import build_observation, column_specs, decode, encode, is_dataframe
+from ._tables import (
+    build_observation,
+    column_specs,
+    decode,
+    encode,
+    is_dataframe,
+    merge_specs,
+)
 from ._training import (
     TrainingData,
     TrainingSettings,
@@ -191,6 +199,19 @@ class VAETransformer(
         step about 1.15x faster on a CPU for the default networks
         (``benchmarks/bench_speed.py --compile``), so it pays only for long fits.
         Needs a C++ compiler on the CPU (Triton on a GPU).
+    distributed : bool, default=False
+        Train one model over several processes with PyTorch's
+        DistributedDataParallel. ``fit`` is then called on every rank of an
+        initialised ``torch.distributed`` process group (as ``torchrun`` starts
+        it), each rank passing its own shard of rows: the data statistics
+        (scaling, categories, variance floors) are merged across ranks, every
+        rank takes the same number of steps per epoch (a smaller shard goes round
+        again), each step averages the gradients of one batch of ``batch_size``
+        rows per rank, and the training loss and validation ELBO are averaged
+        over ranks, so early stopping decides once for all. Every rank ends with
+        the same fitted estimator, on the CPU. Under ``device="auto"`` a rank
+        trains on the GPU that ``LOCAL_RANK`` names when CUDA is available.
+        See the user guide's "Scaling out".
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialisation, shuffling, the validation split and the
         reparameterisation noise. An int makes ``fit`` reproducible. The global
@@ -279,6 +300,7 @@ class VAETransformer(
         "device": [str],
         "mixed_precision": ["boolean"],
         "compile": ["boolean"],
+        "distributed": ["boolean"],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
@@ -314,6 +336,7 @@ class VAETransformer(
         device="auto",
         mixed_precision=False,
         compile=False,
+        distributed=False,
         random_state=None,
         verbose=0,
     ):
@@ -345,6 +368,7 @@ class VAETransformer(
         self.device = device
         self.mixed_precision = mixed_precision
         self.compile = compile
+        self.distributed = distributed
         self.random_state = random_state
         self.verbose = verbose
 
@@ -416,13 +440,22 @@ class VAETransformer(
         return self
 
     def _train(self, X, y, max_iter, continuing, early_stopping):
-        raw = self._check_input(X, reset=not continuing)
-        device = resolve_device(self.device)
-        X = self._encode(raw) if continuing else self._initialise(raw)
+        group = collective(self.distributed)
+        if self.distributed and self.compile:
+            raise ValueError("compile=True is not supported with distributed=True yet.")
+        device = local_device(self.device) if self.distributed else None
+        device = device or resolve_device(self.device)
+        raw = self._check_shard(group, X, reset=not continuing)
+        X = self._encode(raw) if continuing else self._initialise(raw, group)
         settings = self._settings(max_iter, X.shape[0])
         seed = int(torch.randint(MAX_SEED, (1,), generator=self._generator))
-        generator = make_generator(seed, device)
+        # Each rank shuffles its own shard and draws its own noise.
+        generator = make_generator(seed + group.rank, device)
         data = self._training_data(X, device, settings.batch_size, early_stopping, generator)
+        data.collective = group
+        if group.distributed:
+            n_rows = X.shape[0] if data.train_rows is None else data.train_rows.shape[0]
+            data.steps = max(group.all_gather(-(-n_rows // settings.batch_size)))
         context = self._init_callback_context(max_subtasks=max_iter)
         context.call_on_fit_task_begin(estimator=self, X=raw, y=y)
         hooks = [
@@ -454,13 +487,35 @@ class VAETransformer(
             data.train_rows, data.valid_rows = (r.to(x.device) for r in rows)
         return data
 
-    def _initialise(self, raw):
+    def _check_shard(self, group, X, reset):
+        """Validate ``X``; under ``distributed=True``, also check that every
+        rank's shard fits the others (the same columns and dtypes, some rows),
+        raising the same error on every rank rather than leaving some waiting."""
+        if not group.distributed:
+            return self._check_input(X, reset)
+        raw, error = None, None
+        try:
+            raw = self._check_input(X, reset)
+        except (ValueError, TypeError) as exc:
+            error = exc
+        group.raise_if_any(error)
+        shards = group.all_gather(_shard_summary(raw))
+        for rank, shard in enumerate(shards):
+            if shard[:2] != shards[0][:2]:
+                group.raise_if_any(ShardError(
+                    f"rank {rank}'s shard has columns {shard[0]} of dtypes {shard[1]}, "
+                    f"rank 0's {shards[0][0]} of {shards[0][1]}; every rank must pass "
+                    "the same columns."
+                ))
+        return raw
+
+    def _initialise(self, raw, group=SINGLE):
         """Build a fresh module, optimiser and random streams for the validated
         input ``raw``; returns it coded as the float matrix the model sees."""
-        seed = draw_seed(self.random_state)
+        seed = group.broadcast(draw_seed(self.random_state))
         self._generator = make_generator(seed, "cpu")
         self._eval_seed = int(torch.randint(MAX_SEED, (1,), generator=self._generator))
-        self._specs = column_specs(raw, self.likelihood, LIKELIHOODS)
+        self._specs = merge_specs(group, column_specs(raw, self.likelihood, LIKELIHOODS))
         self._frame_output = is_dataframe(raw)
         options = {
             "min_variance": self.min_variance,
@@ -470,14 +525,14 @@ class VAETransformer(
             "conv_channels": self.conv_channels,
         }
         with seeded_torch(seed):
-            observation = build_observation(raw, self._specs, options)
+            observation = build_observation(raw, self._specs, options, group)
             X = encode(raw, observation, self._specs)
             encoder, decoder = build_networks(
                 self.architecture, observation, self.n_components, options,
                 self.encoder, self.decoder,
             )
             module = VAEModule(observation, encoder, decoder, self.n_components)
-        observation.fit_data(X)
+        observation.fit_data(X, group)
         # Plug-ins that return the wrong shapes are named here, before training.
         module.check(to_tensor(X[:2], "cpu"), make_generator(0, "cpu"))
         self.module_ = module
@@ -777,3 +832,10 @@ class VAETransformer(
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
 
+
+def _shard_summary(X):
+    """What must agree across the ranks of a distributed fit: column names,
+    dtypes and the number of rows (checked to be positive by validation)."""
+    if is_dataframe(X):
+        return (tuple(map(str, X.columns)), tuple(map(str, X.dtypes)), X.shape[0])
+    return (X.shape[1], str(X.dtype), X.shape[0])

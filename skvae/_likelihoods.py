@@ -7,8 +7,10 @@ depends on the distribution:
   columns are coded into the float matrix the model sees and back into the
   user's values (``encode`` / ``decode``: categories, rounding), and how it is
   built for the training columns (``from_columns``: the categories seen, say);
-* **its statistics** of the training data (``fit_data``: location and scale,
-  value gaps), read in place from the float matrix;
+* **its statistics** of the training data (location and scale, value gaps),
+  read in place from the float matrix as *mergeable* sufficient statistics
+  (``statistics``, ``merge_statistics``, ``set_statistics``), so that the
+  shards of a distributed fit give the model one process would fit on all rows;
 * **the torch half**: the network input for its columns (``network_input``), the
   number of decoder outputs it needs (``n_params``), the log-probability of its
   columns given those outputs (``log_prob``, summed over its columns,
@@ -33,7 +35,15 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ._statistics import column_groups, column_moments, map_threads, smallest_gaps, take
+from ._statistics import (
+    column_groups,
+    column_moment_sums,
+    map_threads,
+    merge_gaps,
+    merge_moments,
+    smallest_gaps,
+    take,
+)
 
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
@@ -132,8 +142,26 @@ class Likelihood(nn.Module):
 
         ``columns`` picks this likelihood's columns of ``X`` (all when None);
         read them in place (see :mod:`skvae._statistics`), without copying ``X``.
-        The default learns nothing.
+        The default sets :meth:`statistics` of ``X``; override those three
+        methods rather than this one, so that a distributed fit merges the
+        shards' statistics.
         """
+        stats = self.statistics(X, columns)
+        if stats is not None:
+            self.set_statistics(stats)
+
+    def statistics(self, X, columns=None):
+        """Sufficient statistics of this block's ``columns`` of ``X`` (any
+        picklable value), or None (the default) when it learns nothing."""
+        return None
+
+    @classmethod
+    def merge_statistics(cls, parts):
+        """The statistics of the union of disjoint row sets, from each set's."""
+        raise NotImplementedError(f"{cls.__name__} cannot merge statistics")
+
+    def set_statistics(self, stats):
+        """Set the constants (buffers) that the statistics ``stats`` give."""
 
     # ---------------------------------------------------------------- torch side
 
@@ -191,20 +219,32 @@ class Gaussian(Likelihood):
     def from_columns(cls, columns, options):
         return cls(len(columns), min_variance=options.get("min_variance", 1e-3))
 
-    def fit_data(self, X, columns=None):
+    def statistics(self, X, columns=None):
+        """Row count, mean, squared deviations and smallest value gap of each column."""
         groups = column_groups(columns, X.shape, torch.get_num_threads())
         parts = map_threads(lambda group: self._statistics(X, group), groups)
-        loc, scale, gap = (np.concatenate(values) for values in zip(*parts))
-        floor = np.maximum(self.min_variance, (gap / scale) ** 2 / 12)
+        n = parts[0][0]
+        mean, m2, gap = (np.concatenate(values) for values in list(zip(*parts))[1:])
+        return {"moments": (n, mean, m2), "gap": gap}
+
+    @classmethod
+    def merge_statistics(cls, parts):
+        return {
+            "moments": merge_moments([part["moments"] for part in parts]),
+            "gap": merge_gaps([part["gap"] for part in parts]),
+        }
+
+    def set_statistics(self, stats):
+        n, loc, m2 = stats["moments"]
+        scale = _scale(loc, m2, n)
+        floor = np.maximum(self.min_variance, (stats["gap"] / scale) ** 2 / 12)
         for buffer, value in [(self.loc, loc), (self.scale, scale), (self.variance_floor, floor)]:
             buffer.copy_(torch.as_tensor(value, dtype=buffer.dtype))
 
     def _statistics(self, X, columns):
-        """Location, scale and smallest value gap of the ``columns`` of ``X``."""
-        loc, scale = column_moments(X, columns)
-        # As StandardScaler: a constant feature keeps its scale.
-        constant = scale < 10 * np.finfo(np.float64).eps * np.maximum(np.abs(loc), 1)
-        scale[constant] = 1.0
+        """Moments and smallest value gap of the ``columns`` of ``X``."""
+        n, loc, m2 = column_moment_sums(X, columns)
+        constant = _constant(loc, np.sqrt(m2 / n))
         gap = smallest_gaps(take(X[:: max(1, len(X) // self._GAP_ROWS)], columns))
         # A column whose few other values all missed the row sample (a pixel
         # lit in a handful of images) would get no floor, and those rows would
@@ -213,7 +253,7 @@ class Gaussian(Likelihood):
         if missed.size:
             picked = np.arange(X.shape[1])[slice(None) if columns is None else columns][missed]
             gap[missed] = smallest_gaps(X[:, picked])
-        return loc, scale, gap
+        return n, loc, m2, gap
 
     def network_input(self, x):
         return (x - self.loc) / self.scale
@@ -234,6 +274,18 @@ class Gaussian(Likelihood):
     def sample(self, params, generator):
         noise = torch.randn(params.shape, generator=generator, device=params.device)
         return self.mean(params + noise * self.std())
+
+
+def _scale(loc, m2, n):
+    """Standard deviations from moments; as StandardScaler, a constant feature
+    keeps unit scale."""
+    scale = np.sqrt(m2 / n)
+    scale[_constant(loc, scale)] = 1.0
+    return scale
+
+
+def _constant(loc, scale):
+    return scale < 10 * np.finfo(np.float64).eps * np.maximum(np.abs(loc), 1)
 
 
 class Bernoulli(Likelihood):
@@ -296,8 +348,17 @@ class _Counts(Likelihood):
     def decode(self, values):
         return list(np.maximum(np.rint(values), 0).astype(np.int64).T)
 
-    def fit_data(self, X, columns=None):
-        loc, scale = column_moments(X, columns, transform=np.log1p)
+    def statistics(self, X, columns=None):
+        """Moments of log1p of the counts (what the network sees)."""
+        return column_moment_sums(X, columns, transform=np.log1p)
+
+    @classmethod
+    def merge_statistics(cls, parts):
+        return merge_moments(parts)
+
+    def set_statistics(self, stats):
+        n, loc, m2 = stats
+        scale = np.sqrt(m2 / n)
         scale[scale == 0] = 1.0
         self.input_loc.copy_(torch.as_tensor(loc))
         self.input_scale.copy_(torch.as_tensor(scale))
@@ -535,10 +596,25 @@ class Observation(nn.Module):
             out[..., cols] = part.to(out.dtype)
         return out
 
-    def fit_data(self, X):
-        """Each likelihood reads its own columns of ``X`` (no copy of ``X``)."""
+    def fit_data(self, X, collective=None):
+        """Each likelihood reads its own columns of ``X`` (no copy of ``X``).
+
+        Under a distributed ``collective`` (see :mod:`skvae._distributed`) the
+        ranks' statistics are merged, so every rank sets those of all rows. A
+        likelihood that overrides ``fit_data`` itself keeps its own shard's
+        constants, and training starts from rank 0's.
+        """
         for lik, cols in zip(self.likelihoods, self.columns):
-            lik.fit_data(X, None if self._whole else cols)
+            columns = None if self._whole else cols
+            if collective is None or not collective.distributed:
+                lik.fit_data(X, columns)
+                continue
+            mergeable = type(lik).fit_data is Likelihood.fit_data
+            parts = collective.all_gather(lik.statistics(X, columns) if mergeable else None)
+            if parts[0] is None:
+                lik.fit_data(X, columns)
+            else:
+                lik.set_statistics(type(lik).merge_statistics(parts))
 
     def network_input(self, x):
         parts = [lik.network_input(p) for lik, p in zip(self.likelihoods, self._split_x(x))]

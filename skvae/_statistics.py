@@ -52,6 +52,21 @@ def map_threads(function, items):
 def column_moments(X, columns=None, transform=None):
     """Mean and (population) standard deviation of each column, as float64.
 
+    See :func:`column_moment_sums`, which this reduces.
+
+    >>> import numpy as np
+    >>> mean, std = column_moments(np.array([[1.0, 0.0], [3.0, 0.0]]))
+    >>> mean.tolist(), std.tolist()
+    ([2.0, 0.0], [1.0, 0.0])
+    """
+    n, mean, m2 = column_moment_sums(X, columns, transform)
+    return mean, np.sqrt(m2 / n)
+
+
+def column_moment_sums(X, columns=None, transform=None):
+    """``(n, mean, m2)`` of each column: row count, mean and sum of squared
+    deviations, in float64; mergeable across chunks of rows (:func:`merge_moments`).
+
     Reads ``X`` in chunks of rows (passed through ``transform``, in float64, if
     given) and merges the chunks' moments with Chan et al.'s pairwise update, so
     memory beyond ``X`` is a chunk. A float32 chunk is not converted: its
@@ -59,13 +74,8 @@ def column_moments(X, columns=None, transform=None):
     which is accurate to float32's precision (about 1e-7 relative) at a third of
     the cost of a float64 copy; float64 input matches a two-pass float64
     computation to rounding.
-
-    >>> import numpy as np
-    >>> mean, std = column_moments(np.array([[1.0, 0.0], [3.0, 0.0]]))
-    >>> mean.tolist(), std.tolist()
-    ([2.0, 0.0], [1.0, 0.0])
     """
-    n_total, mean, m2 = 0, 0.0, 0.0
+    parts = []
     for start in range(0, X.shape[0], CHUNK_ROWS):
         block = take(X[start : start + CHUNK_ROWS], columns)
         if transform is not None:
@@ -79,12 +89,32 @@ def column_moments(X, columns=None, transform=None):
         block_mean = centre.astype(np.float64) + shift / n
         np.square(deviation, out=deviation)
         block_m2 = np.maximum(deviation.sum(axis=0, dtype=np.float64) - shift**2 / n, 0.0)
-        delta = block_mean - mean
+        parts.append((n, block_mean, block_m2))
+    return merge_moments(parts)
+
+
+def merge_moments(parts):
+    """Merge ``(n, mean, m2)`` triples of disjoint row sets (Chan et al.)."""
+    n_total, mean, m2 = 0, 0.0, 0.0
+    for n, part_mean, part_m2 in parts:
+        if n == 0:
+            continue
+        delta = part_mean - mean
         n_new = n_total + n
         mean = mean + delta * (n / n_new)
-        m2 = m2 + block_m2 + np.square(delta) * (n_total * n / n_new)
+        m2 = m2 + part_m2 + np.square(delta) * (n_total * n / n_new)
         n_total = n_new
-    return np.asarray(mean, dtype=np.float64), np.sqrt(np.asarray(m2) / n_total)
+    return n_total, np.asarray(mean, dtype=np.float64), np.asarray(m2, dtype=np.float64)
+
+
+def merge_gaps(parts):
+    """The smallest positive gap of each column over several row sets' gaps (0
+    where none has one). Gaps between values of different sets are not seen, so
+    this bounds the gap of the union from above."""
+    stacked = np.stack([np.where(gap > 0, gap, np.inf) for gap in parts])
+    gaps = stacked.min(axis=0)
+    gaps[~np.isfinite(gaps)] = 0.0
+    return gaps
 
 
 def smallest_gaps(X):

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._likelihoods import Observation, build_likelihood
+from ._likelihoods import LIKELIHOODS, Observation, build_likelihood
 
 AUTO = "auto"
 MAX_AUTO_COUNT = 1000
@@ -137,14 +137,58 @@ def group_columns(specs):
     return groups
 
 
-def build_observation(X, specs, options):
+def build_observation(X, specs, options, collective=None):
     """The joint likelihood of ``X``'s rows: one likelihood per group of columns
-    that share one, built from their raw training values."""
-    blocks = [
-        (build_likelihood(factory, [_column(X, j) for j in columns], options), columns)
-        for factory, columns in group_columns(specs).items()
-    ]
+    that share one, built from their raw training values.
+
+    Under a distributed ``collective``, a likelihood whose columns are not
+    numbers (categories) is built from the distinct values seen on any rank,
+    so every rank builds the same one.
+    """
+    blocks = []
+    for factory, columns in group_columns(specs).items():
+        values = [_column(X, j) for j in columns]
+        if collective is not None and collective.distributed and not _numeric(factory):
+            values = [_union(collective, column) for column in values]
+        blocks.append((build_likelihood(factory, values, options), columns))
     return Observation(blocks)
+
+
+def _numeric(factory):
+    if isinstance(factory, str):
+        factory = LIKELIHOODS[factory]
+    return getattr(getattr(factory, "func", factory), "numeric", True)
+
+
+def _union(collective, column):
+    """The distinct non-missing values of ``column`` on any rank, as a Series."""
+    pd = _pandas()
+    values = pd.Series(np.asarray(column, dtype=object)).dropna().unique().tolist()
+    merged = pd.Series([v for part in collective.all_gather(values) for v in part],
+                       dtype=object).drop_duplicates()
+    return merged.rename(getattr(column, "name", None))
+
+
+def merge_specs(collective, specs):
+    """The column specs every rank agrees on: where the automatic rule read an
+    integer column as counts on one rank but not on another (values out of the
+    count range there), it is Gaussian on all of them."""
+    if not collective.distributed:
+        return specs
+    local = [s.likelihood if isinstance(s.likelihood, str) else None for s in specs]
+    keys = collective.all_gather(local)
+    merged = []
+    for j, spec in enumerate(specs):
+        seen = {part[j] for part in keys}
+        if len(seen) > 1:
+            if seen != {"negbinom", "gaussian"}:
+                raise ValueError(
+                    f"Column {spec.name!r} is read as {sorted(map(str, seen))} on different "
+                    "ranks; give likelihood= explicitly for it."
+                )
+            spec = ColumnSpec(spec.name, "gaussian", spec.dtype)
+        merged.append(spec)
+    return merged
 
 
 def _float_column(column, name):

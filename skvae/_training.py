@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ._data import EVAL_BATCH_SIZE, batch_slices, gather_rows
+from ._distributed import SINGLE
 
 
 @dataclass
@@ -58,6 +59,12 @@ class TrainingData:
         of the held-out rows whose bound is monitored (None: no monitoring).
     chunk_rows : int or None
         Rows per host-to-device copy when ``x`` stays on the host.
+    collective : skvae._distributed.Collective
+        The processes training together, each on its own shard of rows
+        (:data:`~skvae._distributed.SINGLE`: this process alone).
+    steps : int or None
+        Batches per epoch, the same on every rank: a rank whose shard gives
+        fewer goes round it again in a fresh order (None: as many as the rows give).
     """
 
     x: torch.Tensor
@@ -65,6 +72,8 @@ class TrainingData:
     train_rows: torch.Tensor = None
     valid_rows: torch.Tensor = None
     chunk_rows: int = None
+    collective: object = SINGLE
+    steps: int = None
 
     @property
     def monitored(self):
@@ -253,8 +262,20 @@ def epoch_batches(data, batch_size, generator):
     """
     x, rows = data.x, data.train_rows
     n_rows = x.shape[0] if rows is None else rows.shape[0]
+    order = torch.randperm(n_rows, generator=generator, device=data.device)
+    if data.steps is not None and data.steps * batch_size > n_rows:
+        # A smaller shard than another rank's goes round again in fresh orders,
+        # so that every rank takes the same number of steps.
+        passes = [order]
+        needed = data.steps * batch_size - n_rows
+        while needed > 0:
+            more = torch.randperm(n_rows, generator=generator, device=data.device)[:needed]
+            passes.append(more)
+            needed -= more.shape[0]
+        order = torch.cat(passes)
+        n_rows = order.shape[0]
     # On the host this is one device-to-host copy per epoch; otherwise a no-op.
-    order = torch.randperm(n_rows, generator=generator, device=data.device).to(x.device)
+    order = order.to(x.device)
     if rows is not None:
         order = rows[order]
     if data.chunk_rows is None:
@@ -291,9 +312,10 @@ def run_epoch(module, optimizer, data, objective, settings, kl_weight, generator
 
 
 @torch.no_grad()
-def mean_bound(module, objective, x, noise, rows=None):
+def mean_bound(module, objective, x, noise, rows=None, collective=SINGLE):
     """Mean per-row bound on log p(x) over the rows ``rows`` of ``x`` (all when
-    None) with fixed ``noise``, in batches of ``EVAL_BATCH_SIZE`` rows."""
+    None) with fixed ``noise``, in batches of ``EVAL_BATCH_SIZE`` rows; over
+    every rank's rows under a distributed ``collective``."""
     module.eval()
     device = noise.device
     n_rows = x.shape[0] if rows is None else rows.shape[0]
@@ -304,12 +326,25 @@ def mean_bound(module, objective, x, noise, rows=None):
         else:
             batch = gather_rows(x, rows[part], device)
         total += objective(module, batch, noise).bound.sum(dtype=torch.float64)
-    return total.item() / n_rows
+    total, n_rows = collective.sum([total.item(), n_rows])
+    return total / n_rows
 
 
 def snapshot(module):
     """A detached copy of the module's state."""
     return {name: value.detach().clone() for name, value in module.state_dict().items()}
+
+
+class Loss(torch.nn.Module):
+    """The training loss as a module: ``forward(x, noise, kl_weight) -> loss``."""
+
+    def __init__(self, module, objective):
+        super().__init__()
+        self.module = module
+        self.objective = objective
+
+    def forward(self, x, noise, kl_weight):
+        return self.objective(self.module, x, noise, kl_weight).loss
 
 
 class _Hooks:
@@ -343,6 +378,9 @@ class _Run:
         self.best_state = self.last_good = snapshot(module)
         if settings.compile:
             self.loss_fn = compiled_loss(module, objective)
+        elif data.collective.distributed:
+            # Through a module's forward, which DDP needs to average gradients.
+            self.loss_fn = data.collective.wrap(Loss(module, objective), data.device)
         else:
             self.loss_fn = lambda x, noise, weight: objective(module, x, noise, weight).loss
 
@@ -362,6 +400,9 @@ class _Run:
             self.module, self.optimizer, self.data, self.objective, self.settings,
             self.kl_weight(epoch), self.generator, self.loss_fn,
         ).item()
+        collective = self.data.collective
+        if collective.distributed:  # every rank decides on the same numbers
+            loss = collective.sum([loss])[0] / collective.world_size
         if not math.isfinite(loss):
             self.module.load_state_dict(self.last_good)
             result.diverged = True
@@ -373,7 +414,7 @@ class _Run:
         score = None
         if self.data.monitored:
             score = mean_bound(self.module, self.objective, self.data.x, self.valid_noise,
-                               self.data.valid_rows)
+                               self.data.valid_rows, collective)
             result.validation_scores.append(score)
             if score > result.best_validation_score:
                 result.best_validation_score = score
@@ -428,7 +469,7 @@ def train_module(module, optimizer, data, objective, settings, generator, histor
                 break
             record = EpochRecord(result.n_iter, epoch_in_call, *outcome,
                                  time.perf_counter() - start, module, result)
-            result.stopped_by_hook = hooks.call("on_epoch_end", record)
+            result.stopped_by_hook = data.collective.any(hooks.call("on_epoch_end", record))
             if run.stalled(epoch, *outcome):
                 result.converged = True
             if result.converged or result.stopped_by_hook:

@@ -1,0 +1,255 @@
+"""Inference on Dask: a fitted estimator's methods over a dask collection, lazily.
+
+Each function takes a fitted :class:`~skvae.VAETransformer` and a dask array or
+dask DataFrame and returns a lazy dask collection with the right shape, dtype
+and metadata, computed block by block (on a cluster's workers, under a
+``distributed.Client``). The estimator enters the task graph once, not once per
+block. Needs ``dask`` (``pip install "skvae[dask]"``).
+
+>>> import dask.array as da, numpy as np
+>>> from skvae import VAETransformer
+>>> from skvae import dask as skvae_dask
+>>> X = np.random.RandomState(0).normal(size=(200, 5))
+>>> vae = VAETransformer(max_iter=5, random_state=0).fit(X)
+>>> Z = skvae_dask.transform(vae, da.from_array(X, chunks=50))
+>>> Z.shape, Z.chunks[0]
+((200, 2), (50, 50, 50, 50))
+>>> bool(np.allclose(Z.compute(), vae.transform(X)))
+True
+"""
+
+import numpy as np
+from sklearn.utils.validation import check_is_fitted, check_random_state
+
+from ._data import MAX_SEED
+
+try:
+    import dask
+    import dask.array as da
+except ImportError as exc:  # pragma: no cover - dask is optional
+    raise ImportError(
+        "skvae.dask needs dask: pip install 'skvae[dask]' (or 'dask[distributed]')."
+    ) from exc
+
+__all__ = ["inverse_transform", "sample", "score_samples", "transform"]
+
+
+def _dd():
+    """dask.dataframe, imported when a DataFrame is involved (it needs pyarrow)."""
+    import dask.dataframe as dd
+
+    return dd
+
+
+def _is_frame(X):
+    return type(X).__module__.startswith("dask.dataframe")
+
+
+def _check(estimator, X):
+    check_is_fitted(estimator)
+    if not (isinstance(X, da.Array) or (_is_frame(X) and isinstance(X, _dd().DataFrame))):
+        raise TypeError(
+            f"expected a dask array or dask DataFrame; got {type(X).__name__}. "
+            "Call the estimator's own method on in-memory data."
+        )
+    if isinstance(X, da.Array):
+        if X.ndim != 2:
+            raise ValueError(f"expected a 2-D dask array; got {X.ndim} dimensions.")
+        return X.rechunk({1: -1})  # whole rows in each block
+    return X
+
+
+def _out_dtype(X):
+    """Our methods compute in float32 for float32 input, else in float64."""
+    return np.float32 if isinstance(X, da.Array) and X.dtype == np.float32 else np.float64
+
+
+def _rows(method, *args):
+    """Apply ``method`` to a block, passing blocks through when empty (dask
+    probes functions with empty blocks; the estimator rejects 0 rows)."""
+
+    def apply(block, estimator):
+        if block.shape[0] == 0:
+            return None
+        return getattr(estimator, method)(block, *args)
+
+    return apply
+
+
+def transform(estimator, X):
+    """Lazy ``estimator.transform(X)``: posterior means of the latent codes.
+
+    Parameters
+    ----------
+    estimator : VAETransformer
+        A fitted estimator.
+    X : dask.array.Array or dask.dataframe.DataFrame
+        Rows to encode, with the columns ``estimator`` was fitted on.
+
+    Returns
+    -------
+    Z : dask.array.Array of shape (n_samples, n_components), or dask DataFrame
+        A dask array for array input (float32 for float32 input, else
+        float64); for a DataFrame a dask DataFrame whose columns are
+        ``estimator.get_feature_names_out()``, partitioned as ``X``.
+    """
+    X = _check(estimator, X)
+    model = dask.delayed(estimator, pure=True)
+    k = estimator.n_components
+    if _is_frame(X):
+        names = list(estimator.get_feature_names_out())
+        meta = _empty_frame(names, np.float64)
+        return X.map_partitions(_frame_rows("transform", names), model, meta=meta)
+    return X.map_blocks(_block(estimator, "transform"), model, dtype=_out_dtype(X),
+                        chunks=(X.chunks[0], (k,)))
+
+
+def score_samples(estimator, X, n_importance_samples=None):
+    """Lazy ``estimator.score_samples(X)``: the log-likelihood bound of each row.
+
+    Parameters
+    ----------
+    estimator : VAETransformer
+        A fitted estimator.
+    X : dask.array.Array or dask.dataframe.DataFrame
+        Rows to score.
+    n_importance_samples : int, default=None
+        As in :meth:`VAETransformer.score_samples`.
+
+    Returns
+    -------
+    log_likelihood : dask.array.Array of shape (n_samples,), or dask Series
+        float64, a dask Series for DataFrame input.
+    """
+    X = _check(estimator, X)
+    model = dask.delayed(estimator, pure=True)
+    if _is_frame(X):
+        def score(part, est):
+            import pandas as pd
+
+            values = est.score_samples(part, n_importance_samples) if len(part) else []
+            return pd.Series(values, index=part.index, dtype=np.float64, name="score")
+
+        meta = _empty_series("score")
+        return X.map_partitions(score, model, meta=meta)
+
+    def score(block, est):
+        if block.shape[0] == 0:
+            return np.zeros(0)
+        return est.score_samples(block, n_importance_samples)
+
+    return X.map_blocks(score, model, dtype=np.float64, drop_axis=1, chunks=(X.chunks[0],))
+
+
+def inverse_transform(estimator, Z):
+    """Lazy ``estimator.inverse_transform(Z)``: decoded rows in feature space.
+
+    Parameters
+    ----------
+    estimator : VAETransformer
+        A fitted estimator.
+    Z : dask.array.Array of shape (n_samples, n_components)
+        Latent codes.
+
+    Returns
+    -------
+    X : dask.array.Array, or dask DataFrame
+        A dask array for a model fitted on an array; a dask DataFrame with
+        the original columns and dtypes for one fitted on a DataFrame.
+    """
+    Z = _check(estimator, Z)
+    if _is_frame(Z):
+        Z = Z.to_dask_array(lengths=True).rechunk({1: -1})
+    if Z.shape[1] != estimator.n_components:
+        raise ValueError(
+            f"Z has {Z.shape[1]} columns, but inverse_transform expects latent codes "
+            f"with n_components={estimator.n_components} columns."
+        )
+    model = dask.delayed(estimator, pure=True)
+    meta = estimator.inverse_transform(np.zeros((1, Z.shape[1]), dtype=Z.dtype))
+    if hasattr(meta, "iloc"):  # fitted on a DataFrame
+        frame = _dd().from_dask_array(Z, columns=[f"z{i}" for i in range(Z.shape[1])])
+        return frame.map_partitions(
+            lambda part, est: est.inverse_transform(part.to_numpy()).set_axis(part.index),
+            model, meta=meta.iloc[:0],
+        )
+    return Z.map_blocks(_block(estimator, "inverse_transform"), model, dtype=meta.dtype,
+                        chunks=(Z.chunks[0], (meta.shape[1],)))
+
+
+def sample(estimator, n_samples, chunks=100_000, random_state=None):
+    """Lazy ``estimator.sample``: ``n_samples`` new rows, drawn block by block.
+
+    Parameters
+    ----------
+    estimator : VAETransformer
+        A fitted estimator.
+    n_samples : int
+        Number of rows to draw.
+    chunks : int, default=100_000
+        Rows per block.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the blocks' draws (one seed per block, drawn from it); an int
+        makes the result reproducible, whatever computes it.
+
+    Returns
+    -------
+    X_new : dask.array.Array of shape (n_samples, n_features_in_), or dask DataFrame
+        float64 rows; a dask DataFrame with the original columns and dtypes
+        for a model fitted on a DataFrame.
+    """
+    check_is_fitted(estimator)
+    if not (isinstance(n_samples, (int, np.integer)) and n_samples >= 1):
+        raise ValueError(f"n_samples must be a positive integer; got {n_samples!r}.")
+    if not (isinstance(chunks, (int, np.integer)) and chunks >= 1):
+        raise ValueError(f"chunks must be a positive integer; got {chunks!r}.")
+    sizes = [min(chunks, n_samples - start) for start in range(0, n_samples, chunks)]
+    seeds = check_random_state(random_state).randint(MAX_SEED, size=len(sizes))
+    model = dask.delayed(estimator, pure=True)
+    meta = estimator.sample(1, random_state=0)
+    blocks = [dask.delayed(_draw, pure=True)(model, size, int(seed))
+              for size, seed in zip(sizes, seeds)]
+    if hasattr(meta, "iloc"):
+        return _dd().from_delayed(blocks, meta=meta.iloc[:0], divisions=None)
+    return da.concatenate([
+        da.from_delayed(block, shape=(size, meta.shape[1]), dtype=meta.dtype)
+        for block, size in zip(blocks, sizes)
+    ])
+
+
+def _draw(estimator, size, seed):
+    return estimator.sample(size, random_state=seed)
+
+
+def _block(estimator, method):
+    def apply(block, est):
+        if block.shape[0] == 0:
+            width = est.n_components if method == "transform" else est.n_features_in_
+            return np.zeros((0, width), dtype=block.dtype)
+        return getattr(est, method)(block)
+
+    return apply
+
+
+def _frame_rows(method, names):
+    def apply(part, est):
+        import pandas as pd
+
+        if len(part) == 0:
+            return _empty_frame(names, np.float64).set_axis(part.index)
+        return pd.DataFrame(np.asarray(getattr(est, method)(part)), index=part.index,
+                            columns=names)
+
+    return apply
+
+
+def _empty_frame(names, dtype):
+    import pandas as pd
+
+    return pd.DataFrame({name: np.zeros(0, dtype=dtype) for name in names})
+
+
+def _empty_series(name):
+    import pandas as pd
+
+    return pd.Series(np.zeros(0), dtype=np.float64, name=name)

@@ -1,0 +1,108 @@
+"""Inference on Dask (skvae.dask), on a two-worker LocalCluster on loopback."""
+
+import numpy as np
+import pytest
+
+from skvae import VAETransformer
+
+da = pytest.importorskip("dask.array")
+distributed = pytest.importorskip("distributed")
+skvae_dask = pytest.importorskip("skvae.dask")
+
+TIMEOUT = 60  # seconds for any one computation on the cluster
+
+
+@pytest.fixture(scope="module")
+def client():
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+        dashboard_address=None, worker_class=distributed.Nanny, timeout=TIMEOUT,
+    )
+    client = distributed.Client(cluster, timeout=TIMEOUT)
+    yield client
+    client.close(timeout=TIMEOUT)
+    cluster.close(timeout=TIMEOUT)
+
+
+def compute(client, collection):
+    return client.compute(collection).result(timeout=TIMEOUT)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    X = np.random.RandomState(0).normal(size=(300, 6)).astype(np.float32)
+    return VAETransformer(hidden_layer_sizes=(16,), max_iter=5, random_state=0).fit(X), X
+
+
+@pytest.mark.slow
+def test_array_methods_match_in_memory_ones_on_a_cluster(client, fitted):
+    vae, X = fitted
+    lazy = da.from_array(X, chunks=(70, 4))  # uneven row blocks, split columns
+    Z = skvae_dask.transform(vae, lazy)
+    assert Z.shape == (300, 2) and Z.dtype == np.float32 and Z.chunks[0] == lazy.chunks[0]
+    np.testing.assert_array_equal(compute(client, Z), vae.transform(X))
+    scores = skvae_dask.score_samples(vae, lazy.astype(np.float64))
+    assert scores.shape == (300,) and scores.dtype == np.float64
+    np.testing.assert_allclose(compute(client, scores), vae.score_samples(X.astype(np.float64)))
+    back = skvae_dask.inverse_transform(vae, Z)
+    assert back.shape == (300, 6)
+    np.testing.assert_allclose(compute(client, back), vae.inverse_transform(vae.transform(X)))
+
+
+@pytest.mark.slow
+def test_sample_is_lazy_and_reproducible(client, fitted):
+    vae, _ = fitted
+    drawn = skvae_dask.sample(vae, 250, chunks=100, random_state=0)
+    assert drawn.shape == (250, 6) and drawn.chunks[0] == (100, 100, 50)
+    first = compute(client, drawn)
+    again = skvae_dask.sample(vae, 250, chunks=100, random_state=0).compute(scheduler="sync")
+    np.testing.assert_array_equal(first, again)
+    other = skvae_dask.sample(vae, 250, chunks=100, random_state=1).compute(scheduler="sync")
+    assert not np.array_equal(first, other)
+
+
+@pytest.mark.slow
+def test_dataframes_keep_their_columns_and_dtypes(client):
+    pd = pytest.importorskip("pandas")
+    dd = pytest.importorskip("dask.dataframe")
+    rng = np.random.RandomState(0)
+    frame = pd.DataFrame({"x": rng.normal(size=120), "n": rng.poisson(3, 120),
+                          "kind": pd.Categorical(rng.choice(["a", "b"], 120))})
+    vae = VAETransformer(hidden_layer_sizes=(16,), max_iter=3, random_state=0).fit(frame)
+    lazy = dd.from_pandas(frame, npartitions=3)
+    Z = compute(client, skvae_dask.transform(vae, lazy))
+    assert list(Z.columns) == list(vae.get_feature_names_out())
+    np.testing.assert_allclose(Z.to_numpy(), vae.transform(frame))
+    scores = compute(client, skvae_dask.score_samples(vae, lazy))
+    np.testing.assert_allclose(scores.to_numpy(), vae.score_samples(frame))
+    decoded = compute(client, skvae_dask.inverse_transform(vae, da.from_array(Z.to_numpy(), 50)))
+    assert (decoded.dtypes == frame.dtypes).all() and len(decoded) == 120
+    drawn = compute(client, skvae_dask.sample(vae, 40, chunks=15, random_state=0))
+    assert list(drawn.columns) == ["x", "n", "kind"] and len(drawn) == 40
+
+
+@pytest.mark.slow
+def test_grid_search_on_the_cluster_through_joblib(client, fitted):
+    import joblib
+    from sklearn.model_selection import GridSearchCV
+
+    _, X = fitted
+    search = GridSearchCV(VAETransformer(hidden_layer_sizes=(16,), max_iter=5, random_state=0),
+                          {"n_components": [1, 2]}, cv=2)
+    with joblib.parallel_backend("dask"):
+        search.fit(X)
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+
+
+def test_bad_input_is_named(fitted):
+    vae, X = fitted
+    with pytest.raises(TypeError, match="expected a dask array or dask DataFrame"):
+        skvae_dask.transform(vae, X)
+    with pytest.raises(ValueError, match="n_components=2"):
+        skvae_dask.inverse_transform(vae, da.zeros((4, 3)))
+    with pytest.raises(ValueError, match="n_samples must be a positive integer"):
+        skvae_dask.sample(vae, 0)
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        skvae_dask.transform(VAETransformer(), da.from_array(X))

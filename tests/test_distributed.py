@@ -1,0 +1,161 @@
+"""Training on PyTorch DDP (skvae._distributed): real processes over gloo on
+loopback, each with a timeout so that a hang fails the test instead of CI."""
+
+import pickle
+import socket
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+
+from skvae import VAETransformer
+from skvae._distributed import SINGLE, ShardError
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+TIMEOUT = 120  # seconds for a whole multi-process run
+
+RANK_SCRIPT = textwrap.dedent("""
+    import datetime, pickle, sys, warnings
+    import numpy as np, torch, torch.distributed as dist
+    from skvae import VAETransformer
+
+    rank, world, port, out, case = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+    torch.set_num_threads(1)
+    warnings.simplefilter("ignore")
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
+                            world_size=world, timeout=datetime.timedelta(seconds=60))
+    with open(out + "/data.pkl", "rb") as f:
+        shards, params = pickle.load(f)
+    X = shards[rank]
+    if case == "fewer_columns" and rank == 1:
+        X = X[:, :-1]
+    if case == "empty" and rank == 1:
+        X = X[:0]
+    if case == "dtype" and rank == 1:
+        X = X.astype(np.float32)
+    try:
+        result = VAETransformer(distributed=True, **params).fit(X)
+    except Exception as exc:
+        result = (type(exc).__name__, str(exc))
+    dist.destroy_process_group()
+    with open(f"{out}/rank{rank}.pkl", "wb") as f:
+        pickle.dump(result, f)
+""")
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def run_ranks(tmp_path, shards, params, case="train"):
+    """Fit on ``len(shards)`` processes; each rank's fitted estimator or error."""
+    script = tmp_path / "rank.py"
+    script.write_text(RANK_SCRIPT)
+    with open(tmp_path / "data.pkl", "wb") as f:
+        pickle.dump((shards, params), f)
+    port, world = str(free_port()), str(len(shards))
+    processes = [
+        subprocess.Popen([sys.executable, str(script), str(rank), world, port, str(tmp_path),
+                          case], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        for rank in range(len(shards))
+    ]
+    outputs = []
+    try:
+        for process in processes:
+            outputs.append(process.communicate(timeout=TIMEOUT)[0].decode())
+    finally:
+        for process in processes:
+            process.kill()
+    for process, output in zip(processes, outputs):
+        assert process.returncode == 0, output
+    results = []
+    for rank in range(len(shards)):
+        with open(tmp_path / f"rank{rank}.pkl", "rb") as f:
+            results.append(pickle.load(f))
+    return results
+
+
+def data(n=1200, seed=0):
+    """Rows near a curved 3-D surface in 10-D; ``seed`` draws the rows."""
+    projection = np.random.RandomState(42).normal(size=(3, 10))
+    rng = np.random.RandomState(seed)
+    return np.tanh(rng.normal(size=(n, 3)) @ projection) + 0.1 * rng.normal(size=(n, 10))
+
+
+PARAMS = {"hidden_layer_sizes": (32,), "n_components": 3, "max_iter": 30, "batch_size": 64,
+          "learning_rate_init": 3e-3, "random_state": 0}
+
+
+@pytest.mark.slow
+def test_two_ranks_train_one_model_like_one_process_on_all_rows(tmp_path):
+    X, held_out = data(), data(600, seed=1)
+    shards = [X[:700], X[700:]]  # uneven
+    # Each step averages one batch per rank: half the batch on two ranks gives
+    # the single process's steps (64 rows each).
+    ranks = run_ranks(tmp_path, shards, {**PARAMS, "early_stopping": True, "batch_size": 32})
+    a, b = ranks
+    for (name, p), q in zip(a.module_.state_dict().items(), b.module_.state_dict().values()):
+        torch.testing.assert_close(p, q, rtol=0, atol=0, msg=name)
+    assert a.n_iter_ == b.n_iter_ and a.validation_scores_ == b.validation_scores_
+    np.testing.assert_array_equal(a.transform(held_out), b.transform(held_out))
+    # The statistics are those of all rows, not of a shard.
+    union = VAETransformer(**{**PARAMS, "max_iter": 1}).fit(X).module_.observation
+    lik = a.module_.observation.likelihoods[0]
+    np.testing.assert_allclose(lik.loc, union.likelihoods[0].loc, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(lik.scale, union.likelihoods[0].scale, rtol=1e-6)
+    # And the model scores held-out rows as one process trained on all rows does.
+    single = VAETransformer(**{**PARAMS, "early_stopping": True}).fit(X)
+    assert a.score(held_out) == pytest.approx(single.score(held_out), abs=0.5)
+
+
+@pytest.mark.slow
+def test_categories_and_count_rule_are_merged_across_ranks(tmp_path):
+    pd = pytest.importorskip("pandas")
+    rng = np.random.RandomState(0)
+    frames = [
+        pd.DataFrame({"x": rng.normal(size=80), "kind": rng.choice(["a", "b"], 80),
+                      "n": rng.poisson(3, 80)}),
+        pd.DataFrame({"x": rng.normal(size=60), "kind": rng.choice(["b", "c"], 60),
+                      "n": rng.randint(0, 5000, 60)}),  # beyond the count range here
+    ]
+    a, b = run_ranks(tmp_path, frames, {"max_iter": 3, "random_state": 0})
+    for fitted in (a, b):
+        heads = {type(lik).__name__: lik for lik in fitted.module_.observation.likelihoods}
+        assert heads["Categorical"].categories == [("a", "b", "c")]
+        assert [s.likelihood for s in fitted._specs] == ["gaussian", "categorical", "gaussian"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("fewer_columns", "rank 1's shard has columns 9"),
+        ("empty", "failed on rank 1: Found array with 0 sample"),
+        ("dtype", "float32"),
+    ],
+)
+def test_bad_shards_fail_clearly_on_every_rank(tmp_path, case, message):
+    X = data(200)
+    results = run_ranks(tmp_path, [X[:100], X[100:]], {"max_iter": 2}, case)
+    for result in results:
+        assert isinstance(result, tuple), "fit should have failed"
+        assert message in result[1]
+
+
+def test_distributed_without_a_process_group_is_a_clear_error():
+    with pytest.raises(ValueError, match="needs an initialised torch.distributed process group"):
+        VAETransformer(distributed=True).fit(data(50))
+
+
+def test_single_collective_passes_values_through():
+    assert SINGLE.all_gather(3) == [3] and SINGLE.sum([1.0, 2.0]) == [1.0, 2.0]
+    assert SINGLE.broadcast("x") == "x" and SINGLE.any(True) and not SINGLE.any(False)
+    with pytest.raises(ShardError):
+        SINGLE.raise_if_any(ShardError("bad shard"))
+    SINGLE.raise_if_any(None)
