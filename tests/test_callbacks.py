@@ -40,11 +40,6 @@ class Recorder:
         return self.stop_after is not None and fitted_estimator.n_iter_ >= self.stop_after
 
 
-def small(**params):
-    return VAETransformer(**{"hidden_layer_sizes": (8,), "max_iter": 4, "batch_size": 32,
-                             "random_state": 0, **params})
-
-
 class LegacyVAE(MinimalCallbackSupportMixin, VAETransformer):
     """The estimator as it is where scikit-learn has no sklearn.callback."""
 
@@ -74,45 +69,49 @@ def test_a_callback_stops_training_without_a_convergence_warning(estimator_class
     assert vae.n_iter_ == 2 and len(vae.loss_curve_) == 2
 
 
-def test_fitted_estimator_is_a_checkpoint_of_its_epoch():
+def test_fitted_estimator_is_a_checkpoint_of_its_epoch(make_vae):
     recorder = Recorder()
-    vae = small(max_iter=4).set_callbacks(recorder).fit(X)
+    vae = make_vae(hidden_layer_sizes=(8,), max_iter=4, batch_size=32)
+    vae.set_callbacks(recorder).fit(X)
     checkpoint = pickle.loads(pickle.dumps(recorder.epochs[1]))  # after epoch 2
     # The same seed trained for two epochs gives the same model.
-    two_epochs = small(max_iter=2).fit(X)
+    two_epochs = make_vae(hidden_layer_sizes=(8,), max_iter=2, batch_size=32).fit(X)
     np.testing.assert_array_equal(checkpoint.transform(X), two_epochs.transform(X))
     assert checkpoint.score(X) == two_epochs.score(X)
     assert not np.array_equal(checkpoint.transform(X), vae.transform(X))
 
 
-def test_early_stopping_curves_reach_the_callbacks():
+def test_early_stopping_curves_reach_the_callbacks(make_vae):
     recorder = Recorder()
-    vae = small(max_iter=3, early_stopping=True).set_callbacks(recorder).fit(X)
+    vae = make_vae(hidden_layer_sizes=(8,), max_iter=3, batch_size=32, early_stopping=True)
+    vae.set_callbacks(recorder).fit(X)
     assert recorder.epochs[-1].validation_scores_ == vae.validation_scores_
     assert len(recorder.epochs[0].validation_scores_) == 1
 
 
-def test_partial_fit_is_one_epoch_task_per_call():
+def test_partial_fit_is_one_epoch_task_per_call(make_vae):
     recorder = Recorder()
-    vae = small().set_callbacks(recorder)
+    vae = make_vae(hidden_layer_sizes=(8,), max_iter=4, batch_size=32).set_callbacks(recorder)
     for chunk in np.array_split(X, 3):
         vae.partial_fit(chunk)
     assert recorder.calls.count("end epoch") == 3
     assert recorder.calls.count("setup") == recorder.calls.count("teardown") == 3
 
 
-def test_callbacks_are_torn_down_when_fit_fails():
+def test_callbacks_are_torn_down_when_fit_fails(make_vae):
     recorder = Recorder()
     with pytest.raises(ValueError):
-        small(likelihood="poisson").set_callbacks(recorder).fit(X)  # negative values
+        vae = make_vae(hidden_layer_sizes=(8,), max_iter=4, batch_size=32, likelihood="poisson")
+        vae.set_callbacks(recorder).fit(X)  # negative values
     assert recorder.calls.count("setup") == recorder.calls.count("teardown")
 
 
-def test_scikit_learn_scoring_monitor_logs_each_epoch():
+def test_scikit_learn_scoring_monitor_logs_each_epoch(make_vae):
     callback = pytest.importorskip("sklearn.callback")
     monitor = callback.ScoringMonitor(scoring=lambda est, X, y: {"ll": est.score(X)})
     y = np.zeros(len(X))
-    vae = small(max_iter=3).set_callbacks(monitor).fit(X, y)
+    vae = make_vae(hidden_layer_sizes=(8,), max_iter=3, batch_size=32)
+    vae.set_callbacks(monitor).fit(X, y)
     log = monitor.get_logs().data_as_pandas
     epochs = log[log["task_name"] == "epoch"]
     assert len(epochs) == 3

@@ -13,7 +13,7 @@ from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV
 from torch import nn
 
-from skvae import Likelihood, VAETransformer
+from skvae import Likelihood
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -91,11 +91,6 @@ def heavy_tailed(n=400, seed=0):
     return rng.normal(size=(n, 2)) @ projection + 0.3 * rng.standard_t(1.5, size=(n, 6))
 
 
-def small(**params):
-    return VAETransformer(**{"hidden_layer_sizes": (16,), "max_iter": 5, "random_state": 0,
-                             **params})
-
-
 # ------------------------------------------------------------- likelihoods
 
 
@@ -118,22 +113,22 @@ def test_beta_log_prob_matches_scipy():
     np.testing.assert_allclose(got, stats.beta(a, b).logpdf(x).sum(1), rtol=1e-10)
 
 
-def test_a_user_likelihood_fits_heavy_tailed_data_better_than_the_gaussian():
+def test_a_user_likelihood_fits_heavy_tailed_data_better_than_the_gaussian(make_vae):
     X, held_out = heavy_tailed(seed=0), heavy_tailed(seed=1)
     params = {"max_iter": 60, "n_components": 2, "learning_rate_init": 3e-3}
-    gaussian = small(**params).fit(X)
-    student = small(likelihood=functools.partial(StudentT, df=2), **params).fit(X)
+    gaussian = make_vae(**params).fit(X)
+    student = make_vae(likelihood=functools.partial(StudentT, df=2), **params).fit(X)
     # Both are densities in the same units, so their held-out scores compare.
     assert student.score(held_out) > gaussian.score(held_out) + 1.0
     assert student.sample(5, random_state=0).shape == (5, 6)
     assert student.inverse_transform(student.transform(X)).shape == X.shape
 
 
-def test_user_likelihood_per_column_in_a_dataframe():
+def test_user_likelihood_per_column_in_a_dataframe(make_vae):
     rng = np.random.RandomState(0)
     frame = pd.DataFrame({"share": rng.uniform(0.05, 0.95, 200), "x": rng.normal(size=200),
                           "kind": rng.choice(["a", "b"], 200)})
-    vae = small(likelihood={"share": Beta, "x": StudentT}).fit(frame)
+    vae = make_vae(likelihood={"share": Beta, "x": StudentT}).fit(frame)
     heads = {type(lik): cols for lik, cols in zip(vae.module_.observation.likelihoods,
                                                   vae.module_.observation.columns)}
     assert heads[Beta] == [0] and heads[StudentT] == [1] and len(heads) == 3
@@ -146,9 +141,9 @@ def test_user_likelihood_per_column_in_a_dataframe():
         vae.transform(bad)
 
 
-def test_user_likelihood_per_column_in_an_array():
+def test_user_likelihood_per_column_in_an_array(make_vae):
     X = heavy_tailed(100)
-    vae = small(likelihood=[StudentT, "gaussian"] * 3).fit(X)
+    vae = make_vae(likelihood=[StudentT, "gaussian"] * 3).fit(X)
     assert vae.module_.observation.columns == [[0, 2, 4], [1, 3, 5]]
     assert np.isfinite(vae.score_samples(X)).all()
 
@@ -156,9 +151,9 @@ def test_user_likelihood_per_column_in_an_array():
 # ------------------------------------------------------------------ networks
 
 
-def test_user_networks_replace_the_architectures():
+def test_user_networks_replace_the_architectures(make_vae):
     X = heavy_tailed(200)
-    vae = small(encoder=functools.partial(ResidualMLP, width=8), decoder=ResidualMLP).fit(X)
+    vae = make_vae(encoder=functools.partial(ResidualMLP, width=8), decoder=ResidualMLP).fit(X)
     assert isinstance(vae.module_.encoder, ResidualMLP)
     assert vae.module_.encoder.inner.out_features == 8
     assert vae.module_.decoder.inner.out_features == 16
@@ -170,8 +165,8 @@ def test_user_networks_replace_the_architectures():
     assert vae.fit(X).module_.encoder is not first
 
 
-def test_only_one_user_network_keeps_the_architectures_other():
-    vae = small(decoder=ResidualMLP).fit(heavy_tailed(100))
+def test_only_one_user_network_keeps_the_architectures_other(make_vae):
+    vae = make_vae(decoder=ResidualMLP).fit(heavy_tailed(100))
     assert isinstance(vae.module_.encoder, nn.Sequential)
     assert isinstance(vae.module_.decoder, ResidualMLP)
 
@@ -179,13 +174,13 @@ def test_only_one_user_network_keeps_the_architectures_other():
 # ------------------------------------------------- as scikit-learn parameters
 
 
-def plug_in_vae():
-    return small(likelihood=functools.partial(StudentT, df=3),
-                 encoder=functools.partial(ResidualMLP, width=8), decoder=ResidualMLP)
+def plug_in_vae(make_vae):
+    return make_vae(likelihood=functools.partial(StudentT, df=3),
+                    encoder=functools.partial(ResidualMLP, width=8), decoder=ResidualMLP)
 
 
-def test_plug_ins_survive_clone_params_and_pickle():
-    vae = plug_in_vae()
+def test_plug_ins_survive_clone_params_and_pickle(make_vae):
+    vae = plug_in_vae(make_vae)
     copy = clone(vae)
     assert copy.get_params()["likelihood"].keywords == {"df": 3}
     copy.set_params(likelihood=functools.partial(StudentT, df=10))
@@ -198,10 +193,11 @@ def test_plug_ins_survive_clone_params_and_pickle():
 
 
 @pytest.mark.slow
-def test_plug_ins_in_a_parallel_grid_search():
+def test_plug_ins_in_a_parallel_grid_search(make_vae):
     X = heavy_tailed(200)
     grid = {"likelihood": [functools.partial(StudentT, df=1.5), functools.partial(StudentT, df=50)]}
-    search = GridSearchCV(plug_in_vae().set_params(max_iter=20), grid, cv=2, n_jobs=2).fit(X)
+    vae = plug_in_vae(make_vae).set_params(max_iter=20)
+    search = GridSearchCV(vae, grid, cv=2, n_jobs=2).fit(X)
     assert np.isfinite(search.cv_results_["mean_test_score"]).all()
     assert search.best_params_["likelihood"].keywords == {"df": 1.5}
 
@@ -261,9 +257,9 @@ class NoSample(Likelihood):
          "needs a likelihood with one parameter per pixel; likelihood Beta has 12"),
     ],
 )
-def test_bad_plug_ins_are_named(params, error, message):
+def test_bad_plug_ins_are_named(make_vae, params, error, message):
     X = heavy_tailed(30)
     if params.get("likelihood") is Beta:
         X = 1 / (1 + np.exp(-X))
     with pytest.raises(error, match=message):
-        small(max_iter=1, **params).fit(X)
+        make_vae(max_iter=1, **params).fit(X)

@@ -14,6 +14,7 @@ from sklearn.exceptions import ConvergenceWarning
 import skvae._data as data
 import skvae._training as training
 from skvae import VAETransformer
+from skvae._elbo import Objective
 
 pytestmark = [
     pytest.mark.gpu,
@@ -78,13 +79,19 @@ def test_an_epoch_never_synchronises_with_the_host():
     module = vae.module_.to(device)
     optimizer = vae._optimizer
     training.move_optimizer_state(optimizer, device)
-    x = torch.as_tensor(X, device=device)
+    train = training.TrainingData(torch.as_tensor(X, device=device), device)
     generator = data.make_generator(0, device)
     settings = training.TrainingSettings(batch_size=20)
+    objective = Objective()
+
+    def loss_fn(x, noise, weight):
+        return objective(module, x, noise, weight).loss
+
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:
-        loss = training.run_epoch(module, optimizer, x, settings, 1.0, generator)
+        loss = training.run_epoch(module, optimizer, train, objective, settings, 1.0,
+                                  generator, loss_fn)
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert loss.device.type == "cuda" and torch.isfinite(loss).item()

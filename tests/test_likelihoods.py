@@ -1,9 +1,9 @@
+"""Likelihoods of the observations (skvae._likelihoods), against scipy."""
+
 import numpy as np
 import pytest
 import torch
 from scipy import stats
-
-import skvae._statistics as statistics
 
 from skvae._likelihoods import (
     Bernoulli,
@@ -176,22 +176,3 @@ def test_categorical_mode_and_samples_are_valid_codes():
     assert set(draws.unique().tolist()) <= {0.0, 1.0, 2.0, 3.0}
     assert (draws == 1).double().mean() > 0.9
 
-
-@pytest.mark.parametrize("columns", [None, [0, 2, 3, 5, 6]])
-def test_gaussian_statistics_in_parallel_threads_equal_serial(monkeypatch, columns):
-    rng = np.random.RandomState(0)
-    X = rng.normal(size=(300, 7)).astype(np.float32) * np.arange(1, 8)
-    X[:, 2] = 0.0
-    X[7, 2] = 0.25  # a rare value the row sample misses
-    n = 7 if columns is None else len(columns)
-    monkeypatch.setattr(Gaussian, "_GAP_ROWS", 30)
-    serial = Gaussian(n).double()
-    serial.fit_data(X, columns)
-    monkeypatch.setattr(statistics, "PARALLEL_MIN_VALUES", 0)
-    monkeypatch.setattr(torch, "get_num_threads", lambda: 3)
-    assert len(statistics.column_groups(columns, X.shape, 3)) == 3
-    parallel = Gaussian(n).double()
-    parallel.fit_data(X, columns)
-    for name in ["loc", "scale", "variance_floor"]:
-        np.testing.assert_array_equal(getattr(serial, name), getattr(parallel, name))
-    assert (serial.variance_floor > serial.min_variance).any()  # the rare column's gap

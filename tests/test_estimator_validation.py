@@ -1,4 +1,5 @@
-"""Bad input gets a clear error naming the problem; the caller's data is untouched."""
+"""The estimator's input validation (skvae._estimator): bad input gets a clear error
+naming the problem; the caller's data is untouched."""
 
 import numpy as np
 import pytest
@@ -7,18 +8,12 @@ from sklearn.exceptions import NotFittedError
 
 from skvae import TrainingDivergedError, VAETransformer
 
-pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-
 X = np.random.RandomState(0).normal(size=(40, 4))
 
 
-def small(**params):
-    return VAETransformer(**{"hidden_layer_sizes": (8,), "max_iter": 3, "random_state": 0, **params})
-
-
 @pytest.fixture(scope="module")
-def fitted():
-    return small().fit(X)
+def fitted(make_vae):
+    return make_vae(hidden_layer_sizes=(8,), max_iter=3).fit(X)
 
 
 @pytest.mark.parametrize(
@@ -33,9 +28,9 @@ def fitted():
     ],
     ids=["nan", "inf", "1d", "strings", "sparse", "empty"],
 )
-def test_fit_rejects_bad_input(bad, message):
+def test_fit_rejects_bad_input(make_vae, bad, message):
     with pytest.raises(ValueError, match=message):
-        small().fit(bad)
+        make_vae(hidden_layer_sizes=(8,), max_iter=3).fit(bad)
 
 
 def test_transform_rejects_wrong_number_of_features(fitted):
@@ -55,10 +50,11 @@ def test_nan_in_transform_is_rejected(fitted):
         fitted.transform(np.full((2, 4), np.nan))
 
 
-def test_bernoulli_rejects_values_outside_unit_interval():
+def test_bernoulli_rejects_values_outside_unit_interval(make_vae):
     with pytest.raises(ValueError, match=r"likelihood='bernoulli' needs values in \[0, 1\]"):
-        small(likelihood="bernoulli").fit(X)
-    vae = small(likelihood="bernoulli").fit(np.abs(X) / np.abs(X).max())
+        make_vae(hidden_layer_sizes=(8,), max_iter=3, likelihood="bernoulli").fit(X)
+    vae = make_vae(hidden_layer_sizes=(8,), max_iter=3, likelihood="bernoulli")
+    vae.fit(np.abs(X) / np.abs(X).max())
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         vae.transform(X)
 
@@ -75,18 +71,18 @@ def test_bernoulli_rejects_values_outside_unit_interval():
         ({"device": "tpu"}, "device"),
     ],
 )
-def test_invalid_parameters_are_named(params, message):
+def test_invalid_parameters_are_named(make_vae, params, message):
     with pytest.raises(ValueError, match=message):
-        small(**params).fit(X)
+        make_vae(**{"hidden_layer_sizes": (8,), "max_iter": 3, **params}).fit(X)
 
 
-def test_cuda_request_without_cuda_is_clear():
+def test_cuda_request_without_cuda_is_clear(make_vae):
     import torch
 
     if torch.cuda.is_available():
         pytest.skip("CUDA is available here")
     with pytest.raises(ValueError, match="CUDA is not available"):
-        small(device="cuda").fit(X)
+        make_vae(hidden_layer_sizes=(8,), max_iter=3, device="cuda").fit(X)
 
 
 @pytest.mark.parametrize(
@@ -109,10 +105,10 @@ def test_sample_rejects_bad_count(fitted):
         fitted.sample(0)
 
 
-def test_input_is_never_modified(fitted):
+def test_input_is_never_modified(make_vae, fitted):
     X32 = X.astype(np.float32)
     before, before32 = X.copy(), X32.copy()
-    vae = small(early_stopping=True).fit(X32)
+    vae = make_vae(hidden_layer_sizes=(8,), max_iter=3, early_stopping=True).fit(X32)
     vae.transform(X32)
     vae.score_samples(X)
     vae.partial_fit(X32)
@@ -124,8 +120,8 @@ def test_input_is_never_modified(fitted):
     np.testing.assert_array_equal(Z, Z_before)
 
 
-def test_divergence_is_reported_and_leaves_a_usable_model():
-    vae = small(learning_rate_init=1e4, max_iter=50)
+def test_divergence_is_reported_and_leaves_a_usable_model(make_vae):
+    vae = make_vae(hidden_layer_sizes=(8,), learning_rate_init=1e4, max_iter=50)
     with pytest.raises(TrainingDivergedError, match="NaN or infinite.*learning_rate_init"):
         vae.fit(X * 1e3)
     assert vae.n_iter_ < 50
