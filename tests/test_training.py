@@ -105,6 +105,28 @@ def test_float32_training_data_are_used_in_place(
     np.testing.assert_array_equal(X, X32)  # and it was not modified
 
 
+def test_a_read_only_memory_map_is_trained_on_in_place(monkeypatch, tmp_path, make_vae,
+                                                        correlated32):
+    path = tmp_path / "rows.npy"
+    np.save(path, correlated32)
+    X = np.load(path, mmap_mode="r")
+    seen = {}
+    original = training.train_module
+
+    def recording(module, optimizer, data, *args, **kwargs):
+        seen["x"] = data.x
+        return original(module, optimizer, data, *args, **kwargs)
+
+    monkeypatch.setattr("skvae._estimator.train_module", recording)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        vae = make_vae(max_iter=2, early_stopping=True).fit(X)
+    assert not [w for w in caught if "writable" in str(w.message)]  # torch's warning
+    # Training reads the file's pages: no copy of the data in process memory.
+    assert seen["x"].data_ptr() == X.ctypes.data
+    np.testing.assert_array_equal(vae.transform(X), vae.transform(correlated32))
+
+
 @pytest.mark.parametrize("early_stopping", [False, True])
 def test_chunked_transfer_trains_exactly_as_resident_data(
     monkeypatch, make_vae, correlated32, early_stopping
