@@ -559,7 +559,12 @@ class VAETransformer(
         """Attributes that make a copy of this estimator usable with the weights
         of ``record``'s epoch (for callbacks' ``fitted_estimator``)."""
         result = copy.deepcopy(record.result)
-        attributes = {"module_": copy.deepcopy(record.module).to("cpu")}
+        module = copy.deepcopy(record.module).to("cpu")
+        # Its own optimiser (the live one's state, on the copy's parameters) and
+        # history, so that a checkpoint can go on training on its own.
+        optimizer = make_optimizer(module, self.learning_rate_init, self.alpha)
+        optimizer.load_state_dict(self._optimizer.state_dict())
+        attributes = {"module_": module, "_optimizer": optimizer, "_history": result}
         attributes.update(self._fitted_curves(result, result.validation_scores))
         return attributes
 
@@ -822,6 +827,14 @@ class VAETransformer(
                       self._frame_output)
 
     # ------------------------------------------------------------ sklearn glue
+
+    def __getstate__(self):
+        state = dict(super().__getstate__())  # a copy: object's is the live __dict__
+        # The callbacks' bookkeeping of a fit in progress (a checkpoint taken by a
+        # callback is a copy made during fit) is not part of the model.
+        for name in ("_callback_fit_ctx", "_skl_callbacks_to_teardown", "_parent_callback_ctx"):
+            state.pop(name, None)
+        return state
 
     @property
     def _n_features_out(self):

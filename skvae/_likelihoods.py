@@ -95,7 +95,7 @@ class Likelihood(nn.Module):
     ...     def mean(self, params):
     ...         return params
     ...     def sample(self, params, generator):
-    ...         u = torch.rand(params.shape, generator=generator) - 0.5
+    ...         u = torch.rand(params.shape, generator=generator, device=params.device) - 0.5
     ...         return params - u.sign() * torch.log1p(-2 * u.abs())
     >>> head = Laplace(3)
     >>> head.log_prob(torch.zeros(2, 3), torch.zeros(2, 3)).shape
@@ -646,17 +646,21 @@ class Observation(nn.Module):
         n_rows = x.shape[0]
         pairs = zip(self.likelihoods, self._split_params(params), self._split_x(x))
         for lik, p, xb in pairs:
+            # Importance samples come as a leading dimension of the parameters.
+            samples = p.expand((3,) + p.shape)
             expected = {
                 "network_input": (n_rows, lik.n_inputs),
                 "log_prob": (n_rows,),
                 "mean": (n_rows, lik.n_features),
                 "sample": (n_rows, lik.n_features),
+                "log_prob over 3 latent samples": (3, n_rows),
             }
             calls = {
                 "network_input": lambda: lik.network_input(xb),
                 "log_prob": lambda: lik.log_prob(p, xb),
                 "mean": lambda: lik.mean(p),
                 "sample": lambda: lik.sample(p, generator),
+                "log_prob over 3 latent samples": lambda: lik.log_prob(samples, xb),
             }
             for method, call in calls.items():
                 check_output(f"likelihood {describe(type(lik))}.{method}", call,

@@ -81,6 +81,20 @@ def test_fitted_estimator_is_a_checkpoint_of_its_epoch(make_vae):
     assert not np.array_equal(checkpoint.transform(X), vae.transform(X))
 
 
+def test_a_checkpoint_trains_on_by_itself(make_vae):
+    recorder = Recorder()
+    vae = make_vae(max_iter=4, batch_size=32, hidden_layer_sizes=(8,)).set_callbacks(recorder)
+    vae.fit(X)
+    checkpoint = pickle.loads(pickle.dumps(recorder.epochs[1]))
+    assert not hasattr(checkpoint, "_callback_fit_ctx")
+    before = checkpoint.transform(X)
+    checkpoint.set_callbacks().set_params(warm_start=True, max_iter=2).fit(X)
+    assert checkpoint.n_iter_ == 4 and len(checkpoint.loss_curve_) == 4
+    assert not np.array_equal(checkpoint.transform(X), before)  # its own weights moved
+    # ... and the estimator it was taken from did not change.
+    np.testing.assert_array_equal(recorder.epochs[-1].transform(X), vae.transform(X))
+
+
 def test_early_stopping_curves_reach_the_callbacks(make_vae):
     recorder = Recorder()
     vae = make_vae(hidden_layer_sizes=(8,), max_iter=3, batch_size=32, early_stopping=True)

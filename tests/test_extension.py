@@ -227,6 +227,20 @@ class RowwiseLogProb(StudentT):
         return super().log_prob(params, x)[:, None]
 
 
+class FixedAxes(Likelihood):
+    """Sums over axis 1: the columns of 2-D parameters, but the batch when
+    latent samples lead."""
+
+    def log_prob(self, params, x):
+        return -(x - params).square().sum(1)
+
+    def mean(self, params):
+        return params
+
+    def sample(self, params, generator):
+        return params
+
+
 class NoSample(Likelihood):
     def log_prob(self, params, x):
         return -(x - params).square().sum(-1)
@@ -249,6 +263,9 @@ class NoSample(Likelihood):
         ({"likelihood": RowwiseLogProb}, ValueError,
          r"likelihood RowwiseLogProb.log_prob returned a tensor of shape \(2, 1\); "
          r"expected \(2,\)"),
+        ({"likelihood": FixedAxes}, ValueError,
+         r"likelihood FixedAxes.log_prob over 3 latent samples returned a tensor of shape "
+         r"\(3, 6\); expected \(3, 2\)"),
         ({"likelihood": NoSample}, TypeError, "likelihood NoSample.sample is not implemented"),
         ({"likelihood": lambda n: torch.nn.Linear(n, n)}, TypeError,
          "likelihood <lambda> returned Linear; a likelihood must be a subclass"),

@@ -12,6 +12,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 import skvae._data as data
 import skvae._training as training
+from skvae._distributed import SINGLE
 from skvae._elbo import Objective
 from skvae._training import Plateau, make_optimizer, move_optimizer_state
 
@@ -43,9 +44,9 @@ def test_best_weights_are_restored(monkeypatch, make_vae, correlated):
     seen = {}
     original = training.mean_bound
 
-    def recording(module, objective, x, noise, rows=None):
+    def recording(module, objective, x, noise, rows=None, collective=SINGLE):
         seen.update(objective=objective, x=x, noise=noise, rows=rows)
-        return original(module, objective, x, noise, rows)
+        return original(module, objective, x, noise, rows, collective)
 
     monkeypatch.setattr(training, "mean_bound", recording)
     vae = make_vae(max_iter=40, early_stopping=True, n_iter_no_change=5, learning_rate_init=0.05)
