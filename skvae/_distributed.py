@@ -115,7 +115,9 @@ class TorchCollective(Collective):
         device_ids = [device] if device.type == "cuda" else None
         # The buffers (data scaling) are equal on every rank already: merged
         # statistics; broadcasting them at each step would only cost time.
-        return DistributedDataParallel(module, device_ids=device_ids, broadcast_buffers=False)
+        # Gradients as views of DDP's buckets: no copy into the buckets and out.
+        return DistributedDataParallel(module, device_ids=device_ids, broadcast_buffers=False,
+                                       gradient_as_bucket_view=True)
 
 
 def collective(distributed):

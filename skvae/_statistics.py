@@ -11,7 +11,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-CHUNK_ROWS = 16384
+# Rows per chunk and columns per sort: the temporaries of the statistics stay
+# at a few MiB, whatever the size of the data.
+CHUNK_ROWS = 4096
+GAP_COLUMNS = 16
 
 # Statistics of large arrays are computed over groups of columns in parallel
 # threads (NumPy releases the GIL), as many as the caller allows (torch's intra-op
@@ -124,11 +127,14 @@ def smallest_gaps(X):
     >>> smallest_gaps(np.array([[0.0, 1.0], [0.5, 1.0], [2.0, 1.0]])).tolist()
     [0.5, 0.0]
     """
-    # Sorting in the data's own precision is exact; the differences are taken in
-    # float64.
-    ordered = np.sort(X, axis=0).astype(np.float64)
-    steps = np.diff(ordered, axis=0)
-    steps[steps <= 0] = np.inf
-    gaps = steps.min(axis=0, initial=np.inf)
+    gaps = np.zeros(X.shape[1])
+    # A few columns at a time, so that the sorted copy stays small.
+    for start in range(0, X.shape[1], GAP_COLUMNS):
+        # Sorting in the data's own precision is exact; the differences are
+        # taken in float64.
+        ordered = np.sort(X[:, start : start + GAP_COLUMNS], axis=0).astype(np.float64)
+        steps = np.diff(ordered, axis=0)
+        steps[steps <= 0] = np.inf
+        gaps[start : start + GAP_COLUMNS] = steps.min(axis=0, initial=np.inf)
     gaps[~np.isfinite(gaps)] = 0.0
     return gaps

@@ -288,6 +288,9 @@ def epoch_batches(data, batch_size, generator):
             yield chunk[part]
 
 
+LOSS_SLOTS = 1024
+
+
 def run_epoch(module, optimizer, data, objective, settings, kl_weight, generator,
               loss_fn):
     """One pass over the training rows of ``data`` in a random order.
@@ -297,17 +300,25 @@ def run_epoch(module, optimizer, data, objective, settings, kl_weight, generator
     inside the epoch.
     """
     module.train()
-    losses, sizes = [], []
+    # The batches' losses are copied into slots of one tensor rather than kept as
+    # tensors of their own: tens of thousands of live scalars, each pinning the
+    # heap page it was allocated on, held hundreds of MiB on long epochs.
+    slots = torch.empty(LOSS_SLOTS, device=data.device)
+    folded, used, sizes = None, 0, []
     for batch in epoch_batches(data, settings.batch_size, generator):
+        if used == LOSS_SLOTS:  # full batches only: the last one is still to come
+            folded = slots.sum() if folded is None else folded + slots.sum()
+            used = 0
         noise = objective.draw_noise(batch.shape[0], module.n_components, generator)
-        losses.append(train_step(module, optimizer, batch, noise, kl_weight, settings,
-                                 loss_fn))
+        slots[used] = train_step(module, optimizer, batch, noise, kl_weight, settings, loss_fn)
+        used += 1
         sizes.append(batch.shape[0])
     # Every batch but the last has ``sizes[0]`` rows; Python-number weights need
     # no host-to-device copy.
-    total = losses[-1] * sizes[-1]
-    if len(losses) > 1:
-        total = total + torch.stack(losses[:-1]).sum() * sizes[0]
+    total = slots[used - 1] * sizes[-1]
+    full = slots[: used - 1].sum() if folded is None else folded + slots[: used - 1].sum()
+    if len(sizes) > 1:
+        total = total + full * sizes[0]
     return total / sum(sizes)
 
 

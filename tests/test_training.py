@@ -86,45 +86,43 @@ def test_interrupt_leaves_a_working_model(monkeypatch, make_vae, correlated):
 # ------------------------------------------------------------- training data
 
 
-@pytest.mark.parametrize("early_stopping", [False, True])
-def test_float32_training_data_are_used_in_place(
-    monkeypatch, make_vae, correlated32, early_stopping
-):
-    X32 = correlated32
-    seen = {}
+@pytest.fixture
+def training_data(monkeypatch):
+    """Records the TrainingData that the estimator hands to the loop."""
+    seen = []
     original = training.train_module
 
     def recording(module, optimizer, data, *args, **kwargs):
-        seen["x"] = data.x
+        seen.append(data)
         return original(module, optimizer, data, *args, **kwargs)
 
     monkeypatch.setattr("skvae._estimator.train_module", recording)
+    return seen
+
+
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_float32_training_data_are_used_in_place(
+    training_data, make_vae, correlated32, early_stopping
+):
+    X32 = correlated32
     X = X32.copy()
     make_vae(max_iter=3, batch_size=10, early_stopping=early_stopping).fit(X)
     # The tensor training reads is the caller's array itself, not a copy.
-    assert seen["x"].data_ptr() == X.ctypes.data
+    assert training_data[0].x.data_ptr() == X.ctypes.data
     np.testing.assert_array_equal(X, X32)  # and it was not modified
 
 
-def test_a_read_only_memory_map_is_trained_on_in_place(monkeypatch, tmp_path, make_vae,
+def test_a_read_only_memory_map_is_trained_on_in_place(training_data, tmp_path, make_vae,
                                                         correlated32):
     path = tmp_path / "rows.npy"
     np.save(path, correlated32)
     X = np.load(path, mmap_mode="r")
-    seen = {}
-    original = training.train_module
-
-    def recording(module, optimizer, data, *args, **kwargs):
-        seen["x"] = data.x
-        return original(module, optimizer, data, *args, **kwargs)
-
-    monkeypatch.setattr("skvae._estimator.train_module", recording)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         vae = make_vae(max_iter=2, early_stopping=True).fit(X)
     assert not [w for w in caught if "writable" in str(w.message)]  # torch's warning
     # Training reads the file's pages: no copy of the data in process memory.
-    assert seen["x"].data_ptr() == X.ctypes.data
+    assert training_data[0].x.data_ptr() == X.ctypes.data
     np.testing.assert_array_equal(vae.transform(X), vae.transform(correlated32))
 
 
@@ -313,3 +311,12 @@ def test_compiled_step_trains_as_the_eager_one(make_vae, correlated32):
     # differently, so the curves agree closely but not bit for bit.
     np.testing.assert_allclose(compiled.loss_curve_, eager.loss_curve_, rtol=1e-3)
     assert compiled.score(X32) == pytest.approx(eager.score(X32), rel=1e-2)
+
+
+def test_epoch_loss_is_the_same_when_its_slots_fill_up(monkeypatch, make_vae, correlated32):
+    params = {"max_iter": 2, "batch_size": 7}  # 29 batches, the last one partial
+    reference = make_vae(**params).fit(correlated32)
+    monkeypatch.setattr(training, "LOSS_SLOTS", 4)  # folded every 4 batches
+    folded = make_vae(**params).fit(correlated32)
+    np.testing.assert_allclose(folded.loss_curve_, reference.loss_curve_, rtol=1e-6)
+    np.testing.assert_array_equal(folded.transform(correlated32), reference.transform(correlated32))
