@@ -81,11 +81,14 @@ class TorchCollective(Collective):
         self.world_size = dist.get_world_size()
         self.rank = dist.get_rank()
         self.backend = dist.get_backend()
-        # nccl reduces CUDA tensors only; gloo CPU tensors.
-        self.device = (
-            torch.device("cuda", torch.cuda.current_device())
-            if self.backend == "nccl" else torch.device("cpu")
-        )
+
+    @property
+    def device(self):
+        """Where reductions run: nccl reduces CUDA tensors only (on this rank's
+        current device), gloo CPU tensors."""
+        if self.backend == "nccl":
+            return torch.device("cuda", torch.cuda.current_device())
+        return torch.device("cpu")
 
     def all_gather(self, obj):
         out = [None] * self.world_size

@@ -445,6 +445,8 @@ class VAETransformer(
             raise ValueError("compile=True is not supported with distributed=True yet.")
         device = local_device(self.device) if self.distributed else None
         device = device or resolve_device(self.device)
+        if group.distributed and device.type == "cuda":
+            torch.cuda.set_device(device)  # nccl's collectives run on the current device
         raw = self._check_shard(group, X, reset=not continuing)
         X = self._encode(raw) if continuing else self._initialise(raw, group)
         settings = self._settings(max_iter, X.shape[0])

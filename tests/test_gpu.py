@@ -111,3 +111,23 @@ def test_bf16_mixed_precision_on_cuda():
     assert np.isfinite(mixed.loss_curve_).all()
     assert not np.array_equal(full.loss_curve_, mixed.loss_curve_)
     assert mixed.score(X) == pytest.approx(full.score(X), abs=0.5)
+
+
+def test_distributed_fit_over_nccl_on_one_gpu(tmp_path):
+    """One rank of a DDP job on the GPU (the multi-GPU path, minus the peers)."""
+    import socket
+
+    import torch.distributed as dist
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    dist.init_process_group("nccl", init_method=f"tcp://127.0.0.1:{port}", rank=0,
+                            world_size=1)
+    try:
+        vae = fit_quietly(small(distributed=True, device="auto", early_stopping=True), X)
+    finally:
+        dist.destroy_process_group()
+    assert {p.device.type for p in vae.module_.parameters()} == {"cpu"}
+    single = fit_quietly(small(early_stopping=True), X)
+    assert vae.score(X) == pytest.approx(single.score(X), abs=1.0)
