@@ -113,16 +113,18 @@ class Objective:
             device=generator.device,
         )
 
-    def __call__(self, module, x, noise, kl_weight=1.0):
+    def __call__(self, module, x, noise, kl_weight=1.0, mask=None):
         """Evaluate the objective of ``module`` on rows ``x``.
 
         ``noise`` holds standard normal draws of shape (n_samples, batch or 1,
         n_components); ``kl_weight`` weighs the KL (or prior and posterior)
-        terms in ``loss``, while ``bound`` always uses weight 1.
+        terms in ``loss``, while ``bound`` always uses weight 1. With a ``mask``
+        of observed entries, the encoder sees the observed ones and the bound
+        is that on the likelihood of the observed entries.
         """
-        mean, log_var = module.encode(x)
+        mean, log_var = module.encode(x, mask)
         z = mean + (0.5 * log_var).exp() * noise
-        log_px = module.observation.log_prob(module.decode(z), x)
+        log_px = module.observation.log_prob(module.decode(z), x, mask)
         kl = gaussian_kl(mean, log_var)
         if not self.importance_weighted:
             reconstruction = log_px[0]

@@ -43,6 +43,7 @@ from ._elbo import Objective
 from ._likelihoods import LIKELIHOODS
 from ._modules import ACTIVATIONS, ARCHITECTURES, VAEModule, build_networks
 from ._progress import Progress
+from ._likelihoods import describe, observed
 from ._tables import (
     build_observation,
     column_specs,
@@ -50,6 +51,7 @@ from ._tables import (
     encode,
     is_dataframe,
     merge_specs,
+    missing_entries,
 )
 from ._training import (
     TrainingData,
@@ -455,6 +457,7 @@ class VAETransformer(
         generator = make_generator(seed + group.rank, device)
         data = self._training_data(X, device, settings.batch_size, early_stopping, generator)
         data.collective = group
+        data.missing = group.any(missing_entries(X))
         if group.distributed:
             n_rows = X.shape[0] if data.train_rows is None else data.train_rows.shape[0]
             data.steps = max(group.all_gather(-(-n_rows // settings.batch_size)))
@@ -529,18 +532,53 @@ class VAETransformer(
         with seeded_torch(seed):
             observation = build_observation(raw, self._specs, options, group)
             X = encode(raw, observation, self._specs)
+            # A model trained on incomplete rows sees the mask of observed
+            # entries beside the values; on complete rows it needs no mask.
+            missing = group.any(missing_entries(X))
+            if missing:
+                self._check_missing(X, observation)
             encoder, decoder = build_networks(
                 self.architecture, observation, self.n_components, options,
-                self.encoder, self.decoder,
+                self.encoder, self.decoder, n_mask_inputs=X.shape[1] if missing else 0,
             )
-            module = VAEModule(observation, encoder, decoder, self.n_components)
+            module = VAEModule(observation, encoder, decoder, self.n_components, missing)
         observation.fit_data(X, group)
         # Plug-ins that return the wrong shapes are named here, before training.
-        module.check(to_tensor(X[:2], "cpu"), make_generator(0, "cpu"))
+        module.check(torch.nan_to_num(to_tensor(X[:2], "cpu")), make_generator(0, "cpu"))
         self.module_ = module
         self._optimizer = make_optimizer(module, self.learning_rate_init, self.alpha)
         self._history = None
         return X
+
+    def _check_missing(self, X, observation):
+        """Clear errors for missing entries a model cannot learn from: a column
+        with no observed value, a likelihood that cannot score incomplete rows;
+        a warning when almost nothing is observed."""
+        counts = sum(np.isnan(X[start : start + 4096]).sum(axis=0)
+                     for start in range(0, len(X), 4096))
+        names = [spec.name for spec in self._specs]
+        empty = [names[j] for j in np.flatnonzero(counts == len(X))]
+        if empty:
+            raise ValueError(
+                f"Columns {empty} have no observed values in X (every entry is "
+                "missing): there is nothing to learn about them. Drop them, or use "
+                "VAEImputer(keep_empty_features=True)."
+            )
+        for lik, cols in zip(observation.likelihoods, observation.columns):
+            if counts[cols].any() and not lik.supports_missing:
+                raise ValueError(
+                    f"likelihood {describe(type(lik))} cannot score rows with missing "
+                    f"entries (columns {[names[j] for j in cols]} have some): implement "
+                    "its log_prob_terms (see skvae.Likelihood)."
+                )
+        share = counts.sum() / X.size
+        if share > 0.95:
+            warnings.warn(
+                f"{share:.1%} of the entries of X are missing; a model learns little "
+                "from so few observed values.",
+                UserWarning,
+                stacklevel=4,
+            )
 
     def _objective(self):
         return Objective(self.beta, self.kl_warmup_epochs, self.n_importance_samples)
@@ -629,7 +667,8 @@ class VAETransformer(
             if X.shape[0] < 1:
                 raise ValueError(f"Found array with 0 sample(s) (shape={X.shape}).")
         else:
-            X = validate_data(self, X, reset=reset, dtype=(np.float64, np.float32))
+            X = validate_data(self, X, reset=reset, dtype=(np.float64, np.float32),
+                              ensure_all_finite="allow-nan")
         return X
 
     def _inference(self, dtype):
@@ -647,8 +686,13 @@ class VAETransformer(
         # The rows stay on the host and go to the device a batch at a time, so
         # inference needs no room for the whole input there.
         x = to_tensor(X, "cpu", dtype)
+        missing = missing_entries(X)
         with torch.no_grad():
-            out = batched(lambda rows: function(module, rows.to(device)), x, batch_size)
+            out = batched(
+                lambda rows: function(module, rows.to(device),
+                                      observed(rows.to(device)) if missing else None),
+                x, batch_size,
+            )
         return out.cpu().numpy()
 
     def transform(self, X):
@@ -675,7 +719,7 @@ class VAETransformer(
         """
         check_is_fitted(self)
         X = self._validate_input(X)
-        return self._apply(X, lambda module, x: module.encode(x)[0])
+        return self._apply(X, lambda module, x, mask: module.encode(x, mask)[0])
 
     def inverse_transform(self, X):
         """Decode latent codes back to the feature space (the decoder's mean).
@@ -704,7 +748,7 @@ class VAETransformer(
         """
         check_is_fitted(self)
         Z = self._validate_codes(X)
-        out = self._apply(Z, lambda module, z: module.observation.mean(module.decode(z)))
+        out = self._apply(Z, lambda module, z, _: module.observation.mean(module.decode(z)))
         return decode(out, self.module_.observation, self._specs, self._frame_output)
 
     def _validate_codes(self, Z):
@@ -757,8 +801,8 @@ class VAETransformer(
         noise = evaluation_noise(n_samples, self.n_components, self._eval_seed)
         objective = Objective(n_samples=n_samples)
 
-        def bound(module, x):
-            return objective(module, x, noise.to(x.device, x.dtype)).bound
+        def bound(module, x, mask):
+            return objective(module, x, noise.to(x.device, x.dtype), mask=mask).bound
 
         # Each row is decoded n_samples times: bound the rows per batch so that
         # memory does not grow with the number of importance samples.
@@ -844,6 +888,7 @@ class VAETransformer(
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
 

@@ -29,6 +29,7 @@ validation costs time on every training step. Nothing here imports scikit-learn.
 """
 
 import math
+import warnings
 
 import numpy as np
 import torch
@@ -174,9 +175,38 @@ class Likelihood(nn.Module):
 
         ``params`` has shape ``(..., n_params)`` and ``x`` ``(batch,
         n_features)``; leading sample dimensions of ``params`` broadcast. Returns
-        shape ``params.shape[:-1]``.
+        shape ``params.shape[:-1]``. The default sums :meth:`log_prob_terms`.
+        """
+        return self.log_prob_terms(params, x).sum(-1)
+
+    def log_prob_terms(self, params, x):
+        """log p(x_j | params) of each column ``j`` separately, shape
+        ``params.shape[:-1] + (n_features,)``.
+
+        Needed for data with missing values, whose rows are scored on their
+        observed entries only; a likelihood that implements only
+        :meth:`log_prob` takes complete columns. Missing entries arrive filled
+        with 0, so the terms must be finite there (their value is ignored).
         """
         raise NotImplementedError
+
+    def impute(self, params, weights):
+        """The value to fill a missing entry with, given parameters for several
+        latent draws (``params``, shape ``(K, batch, n_params)``) and their
+        normalised importance ``weights`` (shape ``(K, batch)``): the weighted
+        mixture's mean. Shape ``(batch, n_features)``."""
+        return (weights.unsqueeze(-1) * self.mean(params)).sum(0)
+
+    @property
+    def supports_missing(self):
+        """Whether this likelihood can score rows with missing entries."""
+        return type(self).log_prob_terms is not Likelihood.log_prob_terms
+
+    def input_mask(self, mask):
+        """Which network inputs are observed, given which of the block's entries
+        are (``mask``, shape ``(batch, n_features)``). The default: one input per
+        column."""
+        return mask
 
     def mean(self, params):
         """The distribution's mean (or a summary of it) given ``params``, shape
@@ -223,8 +253,7 @@ class Gaussian(Likelihood):
         """Row count, mean, squared deviations and smallest value gap of each column."""
         groups = column_groups(columns, X.shape, torch.get_num_threads())
         parts = map_threads(lambda group: self._statistics(X, group), groups)
-        n = parts[0][0]
-        mean, m2, gap = (np.concatenate(values) for values in list(zip(*parts))[1:])
+        n, mean, m2, gap = (np.concatenate(values) for values in zip(*parts))
         return {"moments": (n, mean, m2), "gap": gap}
 
     @classmethod
@@ -268,6 +297,11 @@ class Gaussian(Likelihood):
         per_feature = -0.5 * residual.square() - torch.log(std * self.scale)
         return per_feature.sum(-1) - self.n_features * _HALF_LOG_2PI
 
+    def log_prob_terms(self, params, x):
+        std = self.std()
+        residual = ((x - self.loc) / self.scale - params) / std
+        return -0.5 * residual.square() - torch.log(std * self.scale) - _HALF_LOG_2PI
+
     def mean(self, params):
         return self.loc + self.scale * params
 
@@ -301,7 +335,9 @@ class Bernoulli(Likelihood):
     def check_support(self, values, names):
         if not values.size:
             return
-        low, high = values.min(axis=0), values.max(axis=0)
+        with warnings.catch_warnings():  # an all-missing column has no extremes
+            warnings.simplefilter("ignore", RuntimeWarning)
+            low, high = np.nanmin(values, axis=0), np.nanmax(values, axis=0)
         bad = np.flatnonzero((low < 0) | (high > 1))
         if bad.size:
             raise ValueError(
@@ -314,9 +350,10 @@ class Bernoulli(Likelihood):
         return 2 * x - 1
 
     def log_prob(self, params, x):
-        return -F.binary_cross_entropy_with_logits(
-            params, x.expand_as(params), reduction="none"
-        ).sum(-1)
+        return self.log_prob_terms(params, x).sum(-1)
+
+    def log_prob_terms(self, params, x):
+        return -F.binary_cross_entropy_with_logits(params, x.expand_as(params), reduction="none")
 
     def mean(self, params):
         return torch.sigmoid(params)
@@ -338,7 +375,10 @@ class _Counts(Likelihood):
         self.register_buffer("input_scale", torch.ones(n_features))
 
     def check_support(self, values, names):
-        bad = np.flatnonzero(((values < 0) | (values != np.round(values))).any(axis=0))
+        observed = ~np.isnan(values)
+        bad = np.flatnonzero(
+            (observed & ((values < 0) | (values != np.round(values)))).any(axis=0)
+        )
         if bad.size:
             raise ValueError(
                 f"{where(names, bad[0])} has negative or fractional values, but "
@@ -376,8 +416,11 @@ class Poisson(_Counts):
     name = "poisson"
 
     def log_prob(self, params, x):
+        return self.log_prob_terms(params, x).sum(-1)
+
+    def log_prob_terms(self, params, x):
         log_rate = params.clamp(max=_MAX_LOG_RATE)
-        return (x * log_rate - log_rate.exp() - torch.lgamma(x + 1)).sum(-1)
+        return x * log_rate - log_rate.exp() - torch.lgamma(x + 1)
 
     def sample(self, params, generator):
         return torch.poisson(self.mean(params), generator=generator)
@@ -397,6 +440,9 @@ class NegativeBinomial(_Counts):
         return self.log_theta.clamp(-10.0, 10.0).exp()
 
     def log_prob(self, params, x):
+        return self.log_prob_terms(params, x).sum(-1)
+
+    def log_prob_terms(self, params, x):
         log_mu = params.clamp(max=_MAX_LOG_RATE)
         theta = self.theta()
         log_theta_mu = torch.logaddexp(theta.log(), log_mu)
@@ -406,7 +452,7 @@ class NegativeBinomial(_Counts):
             - torch.lgamma(x + 1)
             + theta * (theta.log() - log_theta_mu)
             + x * (log_mu - log_theta_mu)
-        ).sum(-1)
+        )
 
     def sample(self, params, generator):
         # A gamma-Poisson mixture. torch's gamma sampler takes no generator, so it
@@ -451,18 +497,16 @@ class Categorical(Likelihood):
         codes = np.empty(values.shape, dtype=np.float64)
         for j, categories in enumerate(self.categories):
             column = pd.Series(np.asarray(values[:, j], dtype=object))
-            if column.isna().any():
-                raise ValueError(
-                    f"{where(names, j).capitalize()} contains missing values (NaN or None)."
-                )
-            index = pd.Index(categories).get_indexer(column)
-            if (index < 0).any():
-                unseen = sorted({str(v) for v in column[index < 0]})[:5]
+            missing = column.isna().to_numpy()
+            index = pd.Index(categories).get_indexer(column).astype(np.float64)
+            if ((index < 0) & ~missing).any():
+                unseen = sorted({str(v) for v in column[(index < 0) & ~missing]})[:5]
                 raise ValueError(
                     f"{where(names, j).capitalize()} has categories not seen in fit: "
                     f"{unseen}. Refit on data that includes them, or map them to a "
                     "known category."
                 )
+            index[missing] = np.nan
             codes[:, j] = index
         return codes
 
@@ -492,6 +536,28 @@ class Categorical(Likelihood):
             index = codes[..., j : j + 1].expand(log_p.shape[:-1] + (1,))
             total = total + log_p.gather(-1, index).squeeze(-1)
         return total
+
+    def log_prob_terms(self, params, x):
+        codes = x.long()
+        terms = []
+        for j, logits in enumerate(self._columns(params)):
+            log_p = torch.log_softmax(logits, dim=-1)
+            index = codes[..., j : j + 1].expand(log_p.shape[:-1] + (1,))
+            terms.append(log_p.gather(-1, index).squeeze(-1))
+        return torch.stack(terms, dim=-1)
+
+    def impute(self, params, weights):
+        """The most probable category under the weighted mixture."""
+        probabilities = [
+            (weights.unsqueeze(-1) * torch.softmax(logits, -1)).sum(0)
+            for logits in self._columns(params)
+        ]
+        return torch.stack([p.argmax(-1).to(params.dtype) for p in probabilities], dim=-1)
+
+    def input_mask(self, mask):
+        return torch.repeat_interleave(
+            mask, torch.tensor(self.n_categories, device=mask.device), dim=-1
+        )
 
     def mean(self, params):
         """The most probable category's code (the mode) of each column."""
@@ -616,14 +682,32 @@ class Observation(nn.Module):
             else:
                 lik.set_statistics(type(lik).merge_statistics(parts))
 
-    def network_input(self, x):
-        parts = [lik.network_input(p) for lik, p in zip(self.likelihoods, self._split_x(x))]
+    def network_input(self, x, mask=None):
+        """What the encoder sees of rows ``x``. With a ``mask`` of observed
+        entries (see :func:`observed`), missing entries are set to 0 in the
+        network's input space: a standardised column's mean, "no category"."""
+        if mask is None:
+            parts = [lik.network_input(p) for lik, p in zip(self.likelihoods, self._split_x(x))]
+        else:
+            filled = torch.where(mask, x, 0)
+            parts = [
+                lik.network_input(p) * lik.input_mask(m).to(x.dtype)
+                for lik, p, m in zip(self.likelihoods, self._split_x(filled),
+                                     self._split_x(mask))
+            ]
         return parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
 
-    def log_prob(self, params, x):
-        """Log-probability of each row, summed over all columns."""
-        pairs = zip(self.likelihoods, self._split_params(params), self._split_x(x))
-        return sum(lik.log_prob(p, xb) for lik, p, xb in pairs)
+    def log_prob(self, params, x, mask=None):
+        """Log-probability of each row, summed over all columns; with a ``mask``
+        of observed entries, over the observed ones only."""
+        if mask is None:
+            pairs = zip(self.likelihoods, self._split_params(params), self._split_x(x))
+            return sum(lik.log_prob(p, xb) for lik, p, xb in pairs)
+        filled = torch.where(mask, x, 0)
+        blocks = zip(self.likelihoods, self._split_params(params), self._split_x(filled),
+                     self._split_x(mask))
+        return sum((lik.log_prob_terms(p, xb) * m.to(p.dtype)).sum(-1)
+                   for lik, p, xb, m in blocks)
 
     def mean(self, params):
         parts = [lik.mean(p) for lik, p in zip(self.likelihoods, self._split_params(params))]
@@ -635,6 +719,12 @@ class Observation(nn.Module):
             for lik, p in zip(self.likelihoods, self._split_params(params))
         ]
         return self._join(parts, params)
+
+    def impute(self, params, weights):
+        """Each likelihood's imputation of its columns (see :meth:`Likelihood.impute`)."""
+        parts = [lik.impute(p, weights)
+                 for lik, p in zip(self.likelihoods, self._split_params(params))]
+        return self._join(parts, params[0])
 
     def check(self, params, x, generator):
         """Raise a clear error when a likelihood's outputs have the wrong shapes.
@@ -683,3 +773,8 @@ def check_output(what, call, shape):
         raise ValueError(f"{what} returned a tensor of shape {tuple(out.shape)}; "
                          f"expected {tuple(shape)}.")
     return out
+
+
+def observed(x):
+    """The mask of observed (not NaN) entries of ``x``."""
+    return ~torch.isnan(x)

@@ -97,7 +97,8 @@ def mlp_networks(observation, n_components, options):
     """Fully connected encoder and decoder (the decoder mirrors the encoder)."""
     hidden = layer_sizes(options["hidden_layer_sizes"], "hidden_layer_sizes")
     activation = options["activation"]
-    encoder = mlp(observation.n_inputs, hidden, 2 * n_components, activation)
+    n_inputs = observation.n_inputs + options.get("n_mask_inputs", 0)
+    encoder = mlp(n_inputs, hidden, 2 * n_components, activation)
     decoder = mlp(n_components, hidden[::-1], observation.n_params, activation)
     return encoder, decoder
 
@@ -117,7 +118,9 @@ def conv_networks(observation, n_components, options):
                 f"{lik.n_features} columns."
             )
     activation = options["activation"]
-    encoder = ConvEncoder(shape, channels, 2 * n_components, activation)
+    # The mask of observed pixels, when there is one, comes as more channels.
+    channels_in = shape[0] * (2 if options.get("n_mask_inputs") else 1)
+    encoder = ConvEncoder((channels_in,) + shape[1:], channels, 2 * n_components, activation)
     decoder = ConvDecoder(n_components, shape, channels, activation)
     return encoder, decoder
 
@@ -142,19 +145,21 @@ ARCHITECTURES = {"mlp": mlp_networks, "conv": conv_networks}
 
 
 def build_networks(architecture, observation, n_components, options, encoder=None,
-                   decoder=None):
+                   decoder=None, n_mask_inputs=0):
     """The encoder and decoder for ``observation``.
 
     ``architecture`` names an entry of :data:`ARCHITECTURES`, which reads what
     it needs from ``options`` (the estimator's parameters). ``encoder`` and
     ``decoder``, when given, are a user's factories ``(n_inputs, n_outputs) ->
     nn.Module`` that replace the architecture's network of that role.
+    ``n_mask_inputs`` more encoder inputs carry the mask of observed entries.
     """
     built = None
     if encoder is None or decoder is None:
-        built = ARCHITECTURES[architecture](observation, n_components, options)
+        built = ARCHITECTURES[architecture](observation, n_components,
+                                            {**options, "n_mask_inputs": n_mask_inputs})
     roles = [
-        ("encoder", encoder, observation.n_inputs, 2 * n_components),
+        ("encoder", encoder, observation.n_inputs + n_mask_inputs, 2 * n_components),
         ("decoder", decoder, n_components, observation.n_params),
     ]
     networks = []
@@ -189,18 +194,30 @@ class VAEModule(nn.Module):
         Number of latent dimensions.
     """
 
-    def __init__(self, observation, encoder, decoder, n_components):
+    def __init__(self, observation, encoder, decoder, n_components, masked=False):
         super().__init__()
         self.observation = observation
         self.encoder = encoder
         self.decoder = decoder
         self.n_components = n_components
+        self.masked = masked
 
-    def encode(self, x):
-        """Posterior mean and log-variance of q(z | x)."""
+    def encoder_input(self, x, mask=None):
+        """What the encoder sees: the observation's network input and, for a
+        model trained on data with missing entries (``masked``), the mask of
+        observed entries beside it (all ones for complete rows)."""
+        inputs = self.observation.network_input(x, mask)
+        if not self.masked:
+            return inputs
+        seen = torch.ones_like(x) if mask is None else mask.to(x.dtype)
+        return torch.cat([inputs, seen], dim=-1)
+
+    def encode(self, x, mask=None):
+        """Posterior mean and log-variance of q(z | x), given the observed
+        entries of ``x`` when a ``mask`` says which they are."""
         # Under autocast the network computes in bfloat16; the rest of the
         # objective (sampling, KL, likelihood) stays in the data's precision.
-        out = self.encoder(self.observation.network_input(x)).to(x.dtype)
+        out = self.encoder(self.encoder_input(x, mask)).to(x.dtype)
         mean, log_var = out.split(self.n_components, dim=-1)
         # Bound the log-variance so exp() can neither overflow nor underflow.
         return mean, log_var.clamp(-30.0, 20.0)
@@ -220,7 +237,7 @@ class VAEModule(nn.Module):
         the part, when one fails or returns the wrong shape."""
         n_rows, k = x.shape[0], self.n_components
         with torch.no_grad():
-            inputs = self.observation.network_input(x)
+            inputs = self.encoder_input(x)
             check_output(f"encoder {describe(type(self.encoder))}",
                          lambda: self.encoder(inputs), (n_rows, 2 * k))
             params = check_output(

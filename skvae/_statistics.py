@@ -63,7 +63,8 @@ def column_moments(X, columns=None, transform=None):
     ([2.0, 0.0], [1.0, 0.0])
     """
     n, mean, m2 = column_moment_sums(X, columns, transform)
-    return mean, np.sqrt(m2 / n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return mean, np.sqrt(m2 / n)
 
 
 def column_moment_sums(X, columns=None, transform=None):
@@ -85,29 +86,50 @@ def column_moment_sums(X, columns=None, transform=None):
             block = transform(np.asarray(block, dtype=np.float64))
         elif block.dtype not in (np.float32, np.float64):
             block = block.astype(np.float64)
-        n = block.shape[0]
-        centre = block.mean(axis=0, dtype=np.float64).astype(block.dtype)
-        deviation = block - centre
-        shift = deviation.sum(axis=0, dtype=np.float64)  # the centre's rounding
-        block_mean = centre.astype(np.float64) + shift / n
-        np.square(deviation, out=deviation)
-        block_m2 = np.maximum(deviation.sum(axis=0, dtype=np.float64) - shift**2 / n, 0.0)
-        parts.append((n, block_mean, block_m2))
+        missing = np.isnan(block)
+        parts.append(_chunk_moments(block, missing if missing.any() else None))
     return merge_moments(parts)
 
 
+def _chunk_moments(block, missing):
+    """``(n, mean, m2)`` of each column of ``block`` over its observed entries
+    (``missing``: a mask of NaN entries, or None when there are none)."""
+    if missing is None:
+        n = np.full(block.shape[1], float(block.shape[0]))
+        centre = block.mean(axis=0, dtype=np.float64).astype(block.dtype)
+        deviation = block - centre
+    else:
+        n = (~missing).sum(axis=0).astype(np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            centre = np.nan_to_num(np.nansum(block, axis=0, dtype=np.float64) / n)
+        centre = centre.astype(block.dtype)
+        deviation = np.where(missing, 0, block - centre).astype(block.dtype)
+    shift = deviation.sum(axis=0, dtype=np.float64)  # the centre's rounding
+    safe_n = np.maximum(n, 1)
+    block_mean = centre.astype(np.float64) + shift / safe_n
+    np.square(deviation, out=deviation)
+    block_m2 = np.maximum(deviation.sum(axis=0, dtype=np.float64) - shift**2 / safe_n, 0.0)
+    return n, block_mean, block_m2
+
+
 def merge_moments(parts):
-    """Merge ``(n, mean, m2)`` triples of disjoint row sets (Chan et al.)."""
-    n_total, mean, m2 = 0, 0.0, 0.0
+    """Merge ``(n, mean, m2)`` triples of disjoint row sets (Chan et al.); the
+    counts ``n`` are per column (columns with missing entries count fewer)."""
+    n_total, mean, m2 = 0.0, 0.0, 0.0
     for n, part_mean, part_m2 in parts:
-        if n == 0:
+        n = np.asarray(n, dtype=np.float64)
+        if not n.any():
             continue
         delta = part_mean - mean
         n_new = n_total + n
-        mean = mean + delta * (n / n_new)
-        m2 = m2 + part_m2 + np.square(delta) * (n_total * n / n_new)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            weight = np.where(n_new > 0, n / n_new, 0.0)
+            cross = np.where(n_new > 0, n_total * n / n_new, 0.0)
+        mean = mean + delta * weight
+        m2 = m2 + part_m2 + np.square(delta) * cross
         n_total = n_new
-    return n_total, np.asarray(mean, dtype=np.float64), np.asarray(m2, dtype=np.float64)
+    return (np.asarray(n_total, dtype=np.float64), np.asarray(mean, dtype=np.float64),
+            np.asarray(m2, dtype=np.float64))
 
 
 def merge_gaps(parts):
@@ -134,7 +156,7 @@ def smallest_gaps(X):
         # taken in float64.
         ordered = np.sort(X[:, start : start + GAP_COLUMNS], axis=0).astype(np.float64)
         steps = np.diff(ordered, axis=0)
-        steps[steps <= 0] = np.inf
+        steps[~(steps > 0)] = np.inf  # ties, and NaN (missing entries sort last)
         gaps[start : start + GAP_COLUMNS] = steps.min(axis=0, initial=np.inf)
     gaps[~np.isfinite(gaps)] = 0.0
     return gaps

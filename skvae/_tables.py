@@ -192,17 +192,30 @@ def merge_specs(collective, specs):
 
 
 def _float_column(column, name):
-    """A DataFrame column as float64, with a clear error for non-numbers, NaN and inf."""
+    """A DataFrame column as float64, missing entries (NaN, None, pd.NA) as
+    NaN, with a clear error for non-numbers and infinity."""
+    pd = _pandas()
     try:
-        values = np.asarray(column, dtype=np.float64)
+        if pd.api.types.is_extension_array_dtype(column.dtype):
+            values = column.to_numpy(dtype=np.float64, na_value=np.nan)
+        else:
+            values = np.asarray(column, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise ValueError(
             f"Column {name!r} holds values that are not numbers, which its likelihood "
             f"needs: {exc}"
         ) from None
-    if not np.isfinite(values).all():
-        raise ValueError(f"Column {name!r} contains NaN or infinity.")
+    if np.isinf(values).any():
+        raise ValueError(f"Column {name!r} contains infinity.")
     return values
+
+
+def missing_entries(M):
+    """Whether the float matrix ``M`` has missing (NaN) entries; one cheap sum
+    decides for complete data, a chunked scan confirms otherwise."""
+    if not np.isnan(M.sum(dtype=np.float64)):
+        return False
+    return any(np.isnan(M[start : start + 4096]).any() for start in range(0, len(M), 4096))
 
 
 def encode(X, observation, specs):

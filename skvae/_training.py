@@ -27,6 +27,7 @@ import torch
 
 from ._data import EVAL_BATCH_SIZE, batch_slices, gather_rows
 from ._distributed import SINGLE
+from ._likelihoods import observed
 
 
 @dataclass
@@ -65,6 +66,9 @@ class TrainingData:
     steps : int or None
         Batches per epoch, the same on every rank: a rank whose shard gives
         fewer goes round it again in a fresh order (None: as many as the rows give).
+    missing : bool
+        Whether some entries are missing (NaN): then each batch's mask of
+        observed entries goes to the objective.
     """
 
     x: torch.Tensor
@@ -74,6 +78,12 @@ class TrainingData:
     chunk_rows: int = None
     collective: object = SINGLE
     steps: int = None
+    missing: bool = False
+
+    def mask(self, x):
+        """The mask of observed entries of batch ``x`` when the data have
+        missing entries (NaN); None otherwise, so complete data pay nothing."""
+        return observed(x) if self.missing else None
 
     @property
     def monitored(self):
@@ -201,7 +211,7 @@ def autocast(device, enabled):
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
-def compiled_loss(module, objective):
+def compiled_loss(module, objective, missing=False):
     """The training loss of ``module`` under ``objective`` as a
     ``torch.compile``-d function ``(x, noise, kl_weight) -> loss``.
 
@@ -210,7 +220,10 @@ def compiled_loss(module, objective):
     compile (no C++ compiler, say) is reported as a RuntimeError that says so.
     """
     compiled = torch.compile(
-        lambda x, noise, weight: objective(module, x, noise, weight).loss, dynamic=True
+        lambda x, noise, weight: objective(
+            module, x, noise, weight, observed(x) if missing else None
+        ).loss,
+        dynamic=True,
     )
     compiled_once = False
 
@@ -323,7 +336,7 @@ def run_epoch(module, optimizer, data, objective, settings, kl_weight, generator
 
 
 @torch.no_grad()
-def mean_bound(module, objective, x, noise, rows=None, collective=SINGLE):
+def mean_bound(module, objective, x, noise, rows=None, collective=SINGLE, missing=False):
     """Mean per-row bound on log p(x) over the rows ``rows`` of ``x`` (all when
     None) with fixed ``noise``, in batches of ``EVAL_BATCH_SIZE`` rows; over
     every rank's rows under a distributed ``collective``."""
@@ -336,7 +349,8 @@ def mean_bound(module, objective, x, noise, rows=None, collective=SINGLE):
             batch = x[part].to(device)
         else:
             batch = gather_rows(x, rows[part], device)
-        total += objective(module, batch, noise).bound.sum(dtype=torch.float64)
+        mask = observed(batch) if missing else None
+        total += objective(module, batch, noise, mask=mask).bound.sum(dtype=torch.float64)
     total, n_rows = collective.sum([total.item(), n_rows])
     return total / n_rows
 
@@ -349,13 +363,15 @@ def snapshot(module):
 class Loss(torch.nn.Module):
     """The training loss as a module: ``forward(x, noise, kl_weight) -> loss``."""
 
-    def __init__(self, module, objective):
+    def __init__(self, module, objective, missing=False):
         super().__init__()
         self.module = module
         self.objective = objective
+        self.missing = missing
 
     def forward(self, x, noise, kl_weight):
-        return self.objective(self.module, x, noise, kl_weight).loss
+        mask = observed(x) if self.missing else None
+        return self.objective(self.module, x, noise, kl_weight, mask).loss
 
 
 class _Hooks:
@@ -388,12 +404,15 @@ class _Run:
         )
         self.best_state = self.last_good = snapshot(module)
         if settings.compile:
-            self.loss_fn = compiled_loss(module, objective)
+            self.loss_fn = compiled_loss(module, objective, data.missing)
         elif data.collective.distributed:
             # Through a module's forward, which DDP needs to average gradients.
-            self.loss_fn = data.collective.wrap(Loss(module, objective), data.device)
+            self.loss_fn = data.collective.wrap(Loss(module, objective, data.missing),
+                                                data.device)
         else:
-            self.loss_fn = lambda x, noise, weight: objective(module, x, noise, weight).loss
+            self.loss_fn = lambda x, noise, weight: objective(
+                module, x, noise, weight, data.mask(x)
+            ).loss
 
     def kl_weight(self, epoch):
         weight = self.objective.kl_weight(epoch)
@@ -425,7 +444,7 @@ class _Run:
         score = None
         if self.data.monitored:
             score = mean_bound(self.module, self.objective, self.data.x, self.valid_noise,
-                               self.data.valid_rows, collective)
+                               self.data.valid_rows, collective, self.data.missing)
             result.validation_scores.append(score)
             if score > result.best_validation_score:
                 result.best_validation_score = score

@@ -12,6 +12,7 @@ from skvae._likelihoods import (
     NegativeBinomial,
     Observation,
     Poisson,
+    observed,
 )
 from skvae._statistics import smallest_gaps
 
@@ -176,3 +177,47 @@ def test_categorical_mode_and_samples_are_valid_codes():
     assert set(draws.unique().tolist()) <= {0.0, 1.0, 2.0, 3.0}
     assert (draws == 1).double().mean() > 0.9
 
+
+
+def test_masked_log_prob_sums_the_observed_entries_only():
+    """A hand computation with scipy over the observed entries of mixed rows."""
+    rng = np.random.RandomState(0)
+    gauss, counts, cats = Gaussian(2).double(), Poisson(1).double(), Categorical([(0, 1, 2)]).double()
+    obs = Observation([(gauss, [0, 2]), (counts, [1]), (cats, [3])])
+    X = np.column_stack([rng.normal(size=6), rng.poisson(3, 6), rng.normal(size=6),
+                         rng.randint(3, size=6)]).astype(float)
+    X[0, 0] = X[1, 1] = X[2, 3] = X[3, [0, 2]] = np.nan
+    gauss.fit_data(np.nan_to_num(X), [0, 2])
+    params = torch.tensor(rng.normal(size=(6, 2 + 1 + 3)))
+    x = torch.tensor(X)
+    got = obs.log_prob(params, x, observed(x)).detach().numpy()
+    p = params.numpy()
+    loc = gauss.loc.numpy() + gauss.scale.numpy() * p[:, :2]
+    scale = gauss.scale.numpy() * gauss.std().detach().numpy()
+    expected = np.zeros(6)
+    for i in range(6):
+        for j, column in enumerate([0, 2]):
+            if not np.isnan(X[i, column]):
+                expected[i] += stats.norm(loc[i, j], scale[j]).logpdf(X[i, column])
+        if not np.isnan(X[i, 1]):
+            expected[i] += stats.poisson(np.exp(p[i, 2])).logpmf(X[i, 1])
+        if not np.isnan(X[i, 3]):
+            probs = np.exp(p[i, 3:]) / np.exp(p[i, 3:]).sum()
+            expected[i] += np.log(probs[int(X[i, 3])])
+    np.testing.assert_allclose(got, expected, rtol=1e-10)
+    # With every entry observed, the mask changes nothing.
+    complete = torch.tensor(np.nan_to_num(X))
+    torch.testing.assert_close(obs.log_prob(params, complete, observed(complete)),
+                               obs.log_prob(params, complete))
+
+
+def test_missing_entries_are_neutral_network_inputs():
+    gauss, cats = Gaussian(1).double(), Categorical([(0, 1)]).double()
+    obs = Observation([(gauss, [0]), (cats, [1])])
+    gauss.fit_data(np.array([[1.0], [3.0]]))
+    x = torch.tensor([[np.nan, 1.0], [3.0, np.nan]], dtype=torch.float64)
+    inputs = obs.network_input(x, observed(x))
+    # The Gaussian's missing entry is its mean (0 standardised); the category's
+    # one-hot block is all zeros.
+    torch.testing.assert_close(inputs, torch.tensor([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]],
+                                                    dtype=torch.float64))

@@ -58,3 +58,17 @@ def test_gaussian_statistics_in_parallel_threads_equal_serial(monkeypatch, colum
     for name in ["loc", "scale", "variance_floor"]:
         np.testing.assert_array_equal(getattr(serial, name), getattr(parallel, name))
     assert (serial.variance_floor > serial.min_variance).any()  # the rare column's gap
+
+
+def test_moments_and_gaps_skip_missing_entries(monkeypatch):
+    monkeypatch.setattr(statistics, "CHUNK_ROWS", 7)  # chunks with and without NaN
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(40, 3)) * [1, 5, 0.1]
+    X[rng.uniform(size=X.shape) < 0.3] = np.nan
+    X[:7, 1] = np.nan  # a chunk where one column is all missing
+    n, mean, m2 = statistics.column_moment_sums(X)
+    np.testing.assert_array_equal(n, (~np.isnan(X)).sum(axis=0))
+    np.testing.assert_allclose(mean, np.nanmean(X, axis=0), rtol=1e-12)
+    np.testing.assert_allclose(np.sqrt(m2 / n), np.nanstd(X, axis=0), rtol=1e-12)
+    grid = np.array([[0.0], [np.nan], [0.5], [2.0], [np.nan]])
+    assert statistics.smallest_gaps(grid).tolist() == [0.5]

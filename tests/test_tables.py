@@ -121,8 +121,9 @@ def test_pipeline_after_column_transformer(make_vae, table):
         (pd.DataFrame({"n": [1.0, 2.0]}), {"likelihood": {"m": "poisson"}}, r"not in X: \['m'\]"),
         (pd.DataFrame({"n": [1.0, 2.0]}), {"likelihood": ["poisson", "gaussian"]}, "lists 2 likelihoods"),
         (pd.DataFrame({"n": [1.0, 2.0]}), {"likelihood": {"n": "zipf"}}, "Unknown likelihood"),
-        (pd.DataFrame({"c": ["a", None, "b"]}), {}, "'c' contains missing values"),
-        (pd.DataFrame({"v": [1.0, np.nan]}), {}, "'v' contains NaN"),
+        (pd.DataFrame({"v": [1.0, np.inf]}), {}, "'v' contains infinity"),
+        (pd.DataFrame({"c": [None, None, None], "v": [1.0, 2.0, 3.0]}), {},
+         "no values to learn categories from"),
         (pd.DataFrame({"v": ["1.0", "x"]}), {"likelihood": "gaussian"}, "'v' holds values that are not numbers"),
     ],
 )

@@ -12,7 +12,6 @@ from sklearn.exceptions import ConvergenceWarning
 
 import skvae._data as data
 import skvae._training as training
-from skvae._distributed import SINGLE
 from skvae._elbo import Objective
 from skvae._training import Plateau, make_optimizer, move_optimizer_state
 
@@ -44,9 +43,9 @@ def test_best_weights_are_restored(monkeypatch, make_vae, correlated):
     seen = {}
     original = training.mean_bound
 
-    def recording(module, objective, x, noise, rows=None, collective=SINGLE):
+    def recording(module, objective, x, noise, rows=None, *more):
         seen.update(objective=objective, x=x, noise=noise, rows=rows)
-        return original(module, objective, x, noise, rows, collective)
+        return original(module, objective, x, noise, rows, *more)
 
     monkeypatch.setattr(training, "mean_bound", recording)
     vae = make_vae(max_iter=40, early_stopping=True, n_iter_no_change=5, learning_rate_init=0.05)

@@ -1,0 +1,308 @@
+"""VAEImputer: missing values filled in from a VAE fitted on the incomplete data."""
+
+import math
+from numbers import Integral
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, TransformerMixin, _fit_context, clone
+from sklearn.impute import MissingIndicator
+from sklearn.utils._param_validation import HasMethods, Interval
+from sklearn.utils.validation import check_is_fitted, check_random_state, validate_data
+
+from ._data import EVAL_BATCH_SIZE, MAX_SEED, batch_slices, make_generator, to_tensor
+from ._elbo import standard_normal_log_prob
+from ._estimator import VAETransformer
+from ._likelihoods import observed
+from ._tables import decode, is_dataframe
+
+
+class VAEImputer(TransformerMixin, BaseEstimator):
+    """Impute missing values with a variational autoencoder.
+
+    A :class:`VAETransformer` is fitted on the incomplete data (each row's
+    likelihood is that of its observed entries; the encoder sees which entries
+    are observed). Each missing entry is then filled with its conditional mean
+    given the row's observed entries, estimated by importance weighting over
+    latent draws from the encoder (as in MIWAE, Mattei and Frellsen 2019), or,
+    with ``sample_posterior=True``, with a draw from that conditional
+    distribution. Mixed DataFrames come back with their dtypes and categories.
+
+    Parameters
+    ----------
+    estimator : VAETransformer, default=None
+        The model (unfitted; it is cloned). None gives ``VAETransformer()``.
+    missing_values : int, float, str, np.nan or None, default=np.nan
+        The placeholder for missing values; entries equal to it are imputed
+        (in DataFrames also ``None`` and ``pd.NA``).
+    n_importance_samples : int, default=64
+        Latent draws per row for the conditional mean.
+    sample_posterior : bool, default=False
+        Fill each missing entry with a draw from its conditional distribution
+        (one latent draw picked by its importance weight, then a draw of the
+        entry) instead of the conditional mean: for multiple imputation, call
+        ``transform`` with different ``random_state``.
+    add_indicator : bool, default=False
+        Append a :class:`~sklearn.impute.MissingIndicator`'s columns.
+    keep_empty_features : bool, default=False
+        Keep columns with no observed value in ``fit`` (filled with 0);
+        otherwise they are dropped, as scikit-learn's imputers do.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the model (when its own ``random_state`` is None) and the latent
+        draws; an int makes ``fit`` and ``transform`` reproducible.
+
+    Attributes
+    ----------
+    estimator_ : VAETransformer
+        The fitted model (on the non-empty columns).
+    indicator_ : MissingIndicator or None
+        The indicator, with ``add_indicator``.
+    n_features_in_ : int
+        Number of features seen during ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during ``fit``, when they are all strings.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skvae import VAEImputer, VAETransformer
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.normal(size=(200, 3)) @ rng.normal(size=(3, 5))
+    >>> X[rng.uniform(size=X.shape) < 0.2] = np.nan
+    >>> imputer = VAEImputer(VAETransformer(max_iter=20), random_state=0)
+    >>> X_filled = imputer.fit_transform(X)
+    >>> bool(np.isnan(X_filled).any())
+    False
+    """
+
+    _parameter_constraints = {
+        "estimator": [HasMethods(["fit", "transform"]), None],
+        "missing_values": [Integral, float, str, None],
+        "n_importance_samples": [Interval(Integral, 1, None, closed="left")],
+        "sample_posterior": ["boolean"],
+        "add_indicator": ["boolean"],
+        "keep_empty_features": ["boolean"],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(self, estimator=None, *, missing_values=np.nan, n_importance_samples=64,
+                 sample_posterior=False, add_indicator=False, keep_empty_features=False,
+                 random_state=None):
+        self.estimator = estimator
+        self.missing_values = missing_values
+        self.n_importance_samples = n_importance_samples
+        self.sample_posterior = sample_posterior
+        self.add_indicator = add_indicator
+        self.keep_empty_features = keep_empty_features
+        self.random_state = random_state
+
+    @_fit_context(prefer_skip_nested_validation=False)
+    def fit(self, X, y=None):
+        """Fit the model on the incomplete ``X``.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+            Data with missing entries.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : VAEImputer
+        """
+        X = self._check(X, reset=True)
+        missing = self._missing(X)
+        self._empty = missing.all(axis=0)
+        rng = check_random_state(self.random_state)
+        self._seed = int(rng.randint(MAX_SEED))
+        estimator = clone(self.estimator if self.estimator is not None else VAETransformer())
+        if estimator.get_params().get("random_state") is None and self.random_state is not None:
+            estimator.set_params(random_state=int(rng.randint(MAX_SEED)))
+        self.estimator_ = estimator.fit(self._kept(self._as_nan(X, missing)))
+        self.indicator_ = None
+        if self.add_indicator:
+            self.indicator_ = MissingIndicator(missing_values=np.nan, error_on_new=False)
+            self.indicator_.fit(_nan_where(missing))
+        return self
+
+    def transform(self, X, random_state=None):
+        """Fill the missing entries of ``X``.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+            Data with missing entries.
+        random_state : int, RandomState instance or None, default=None
+            Seeds the latent draws (and, with ``sample_posterior``, the
+            imputed draws); None uses the seed drawn in ``fit``, so that
+            ``transform`` is deterministic.
+
+        Returns
+        -------
+        X_imputed : ndarray or DataFrame
+            ``X`` with its missing entries filled, without the columns empty in
+            ``fit`` (unless ``keep_empty_features``), followed by the indicator
+            columns with ``add_indicator``; a DataFrame with the original
+            dtypes for DataFrame input.
+        """
+        check_is_fitted(self)
+        X = self._check(X, reset=False)
+        missing = self._missing(X)
+        kept = self._kept(self._as_nan(X, missing))
+        vae = self.estimator_
+        M = vae._validate_input(kept)
+        seed = self._seed if random_state is None else int(
+            check_random_state(random_state).randint(MAX_SEED))
+        filled = self._impute(M, seed)
+        out = decode(filled, vae.module_.observation, vae._specs, vae._frame_output)
+        out = self._with_empty(out)
+        if self.indicator_ is not None:
+            out = _concatenate(out, self.indicator_.transform(_nan_where(missing)),
+                               self.indicator_.get_feature_names_out(self._names()))
+        return out
+
+    def _impute(self, M, seed):
+        """``M`` (the model's float matrix) with its NaN entries imputed."""
+        vae = self.estimator_
+        dtype = torch.float32 if M.dtype == np.float32 else torch.float64
+        module, device = vae._inference(dtype)
+        generator = make_generator(seed, device)
+        x_all = to_tensor(M, "cpu", dtype)
+        k = self.n_importance_samples
+        parts = []
+        with torch.no_grad():
+            for rows in batch_slices(len(M), max(1, EVAL_BATCH_SIZE // k)):
+                x = x_all[rows].to(device)
+                mask = observed(x)
+                if mask.all():
+                    parts.append(x.cpu())
+                    continue
+                parts.append(torch.where(mask, x, self._fill(module, x, mask, k, generator))
+                             .cpu())
+        return torch.cat(parts).numpy() if parts else M
+
+    def _fill(self, module, x, mask, k, generator):
+        """Imputations of every entry of ``x`` from its observed entries."""
+        mean, log_var = module.encode(x, mask)
+        std = (0.5 * log_var).exp()
+        noise = torch.randn((k,) + mean.shape, generator=generator, device=x.device,
+                            dtype=x.dtype)
+        z = mean + std * noise
+        params = module.decode(z)
+        log_q = standard_normal_log_prob(noise) - log_var.sum(-1) / 2
+        log_w = module.observation.log_prob(params, x, mask) + standard_normal_log_prob(z) - log_q
+        weights = torch.softmax(log_w, dim=0)  # (k, batch)
+        if not self.sample_posterior:
+            return module.observation.impute(params, weights)
+        pick = torch.multinomial(weights.T, 1, generator=generator).squeeze(-1)
+        chosen = params[pick, torch.arange(x.shape[0], device=x.device)]
+        return module.observation.sample(chosen, generator)
+
+    # ----------------------------------------------------------------- helpers
+
+    def _check(self, X, reset):
+        if is_dataframe(X):
+            validate_data(self, X, reset=reset, skip_check_array=True)
+            return X
+        return validate_data(self, X, reset=reset, dtype=None, ensure_all_finite=False)
+
+    def _missing(self, X):
+        """Boolean mask of the entries equal to ``missing_values`` (and, in
+        DataFrames and float arrays, NaN, None and pd.NA)."""
+        if is_dataframe(X):
+            mask = X.isna().to_numpy()
+            if not _is_nan(self.missing_values):
+                mask |= (X == self.missing_values).to_numpy()
+            return mask
+        values = np.asarray(X)
+        if _is_nan(self.missing_values):
+            return _isnan(values)
+        return (values == self.missing_values) | _isnan(values)
+
+    def _as_nan(self, X, missing):
+        """``X`` with its missing entries as NaN (not modifying the caller's)."""
+        if is_dataframe(X):
+            return X.mask(missing) if missing.any() else X
+        if not missing.any() and np.issubdtype(np.asarray(X).dtype, np.floating):
+            return X
+        out = np.array(X, dtype=np.float64)
+        out[missing] = np.nan
+        return out
+
+    def _kept(self, X):
+        if not self._empty.any():
+            return X
+        keep = np.flatnonzero(~self._empty)
+        return X.iloc[:, keep] if is_dataframe(X) else X[:, keep]
+
+    def _with_empty(self, out):
+        """Put back, as zeros, the columns that were empty in fit, with
+        ``keep_empty_features``."""
+        if not (self.keep_empty_features and self._empty.any()):
+            return out
+        if is_dataframe(out):
+            full = out.reindex(columns=list(self.feature_names_in_), fill_value=0)
+            return full
+        full = np.zeros((out.shape[0], len(self._empty)), dtype=out.dtype)
+        full[:, ~self._empty] = out
+        return full
+
+    def _names(self):
+        if hasattr(self, "feature_names_in_"):
+            return np.asarray(self.feature_names_in_, dtype=object)
+        return np.asarray([f"x{i}" for i in range(self.n_features_in_)], dtype=object)
+
+    def get_feature_names_out(self, input_features=None):
+        """Names of the output columns.
+
+        Parameters
+        ----------
+        input_features : array-like of str or None, default=None
+            Input names; ``feature_names_in_`` (or ``x0, x1, ...``) when None.
+
+        Returns
+        -------
+        feature_names_out : ndarray of str objects
+        """
+        check_is_fitted(self)
+        names = self._names() if input_features is None else np.asarray(input_features, object)
+        kept = names if self.keep_empty_features else names[~self._empty]
+        if self.indicator_ is None:
+            return kept
+        return np.concatenate([kept, self.indicator_.get_feature_names_out(names)])
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        tags.input_tags.categorical = True
+        tags.input_tags.string = True
+        return tags
+
+
+def _is_nan(value):
+    return isinstance(value, float) and math.isnan(value)
+
+
+def _isnan(values):
+    if values.dtype.kind in "fc":
+        return np.isnan(values)
+    if values.dtype.kind == "O":
+        import pandas as pd
+
+        return pd.isna(values)
+    return np.zeros(values.shape, dtype=bool)
+
+
+def _nan_where(missing):
+    """A float matrix with NaN where ``missing`` (for MissingIndicator)."""
+    return np.where(missing, np.nan, 0.0)
+
+
+def _concatenate(out, indicator, names):
+    if is_dataframe(out):
+        import pandas as pd
+
+        extra = pd.DataFrame(indicator, columns=list(names), index=out.index)
+        return pd.concat([out, extra], axis=1)
+    return np.hstack([out, indicator.astype(out.dtype)])
