@@ -384,7 +384,9 @@ class VAETransformer(
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Training data.
+            Training data. Missing entries (NaN; in DataFrames also None and
+            pd.NA) are allowed: each row's likelihood is that of its observed
+            entries, and the encoder sees which entries are observed.
         y : None
             Ignored; present for API consistency.
 
@@ -768,6 +770,11 @@ class VAETransformer(
         The ``K`` latent draws are a scrambled Sobol sequence fixed when the model
         is fitted and shared by all rows, so the result is deterministic, does not
         depend on batching, and varies less than with independent draws.
+
+        For a row with missing entries (NaN, or None and pd.NA in a DataFrame)
+        this is the bound on the likelihood of its *observed* entries, log
+        p(x_observed): missing entries contribute no term, so rows with different
+        missing patterns are not comparable with one another.
 
         Parameters
         ----------

@@ -1,6 +1,7 @@
 """VAEImputer: missing values filled in from a VAE fitted on the incomplete data."""
 
 import math
+import warnings
 from numbers import Integral
 
 import numpy as np
@@ -10,7 +11,14 @@ from sklearn.impute import MissingIndicator
 from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.validation import check_is_fitted, check_random_state, validate_data
 
-from ._data import EVAL_BATCH_SIZE, MAX_SEED, batch_slices, make_generator, to_tensor
+from ._data import (
+    EVAL_BATCH_SIZE,
+    MAX_SEED,
+    batch_slices,
+    evaluation_noise,
+    make_generator,
+    to_tensor,
+)
 from ._elbo import standard_normal_log_prob
 from ._estimator import VAETransformer
 from ._likelihoods import observed
@@ -31,7 +39,9 @@ class VAEImputer(TransformerMixin, BaseEstimator):
     Parameters
     ----------
     estimator : VAETransformer, default=None
-        The model (unfitted; it is cloned). None gives ``VAETransformer()``.
+        The model (unfitted; it is cloned). None gives
+        ``VAETransformer(n_components=10)``: imputation needs a richer code than
+        a two-dimensional map, and the KL term leaves unneeded dimensions unused.
     missing_values : int, float, str, np.nan or None, default=np.nan
         The placeholder for missing values; entries equal to it are imputed
         (in DataFrames also ``None`` and ``pd.NA``).
@@ -114,9 +124,18 @@ class VAEImputer(TransformerMixin, BaseEstimator):
         X = self._check(X, reset=True)
         missing = self._missing(X)
         self._empty = missing.all(axis=0)
+        if self._empty.any() and not self.keep_empty_features:
+            warnings.warn(
+                f"Skipping features without any observed values: "
+                f"{list(self._names()[self._empty])}. They are dropped from the output; "
+                "keep_empty_features=True keeps them, filled with 0.",
+                UserWarning,
+                stacklevel=3,
+            )
         rng = check_random_state(self.random_state)
         self._seed = int(rng.randint(MAX_SEED))
-        estimator = clone(self.estimator if self.estimator is not None else VAETransformer())
+        estimator = clone(self.estimator if self.estimator is not None
+                          else VAETransformer(n_components=10))
         if estimator.get_params().get("random_state") is None and self.random_state is not None:
             estimator.set_params(random_state=int(rng.randint(MAX_SEED)))
         self.estimator_ = estimator.fit(self._kept(self._as_nan(X, missing)))
@@ -168,6 +187,10 @@ class VAEImputer(TransformerMixin, BaseEstimator):
         dtype = torch.float32 if M.dtype == np.float32 else torch.float64
         module, device = vae._inference(dtype)
         generator = make_generator(seed, device)
+        # The same latent draws (standard normal, scrambled Sobol) for every
+        # row: a row's imputation does not depend on the others in X.
+        shared = evaluation_noise(self.n_importance_samples, module.n_components, seed)
+        shared = shared.to(device, dtype)
         x_all = to_tensor(M, "cpu", dtype)
         k = self.n_importance_samples
         parts = []
@@ -178,19 +201,18 @@ class VAEImputer(TransformerMixin, BaseEstimator):
                 if mask.all():
                     parts.append(x.cpu())
                     continue
-                parts.append(torch.where(mask, x, self._fill(module, x, mask, k, generator))
-                             .cpu())
+                fill = self._fill(module, x, mask, shared, generator)
+                parts.append(torch.where(mask, x, fill).cpu())
         return torch.cat(parts).numpy() if parts else M
 
-    def _fill(self, module, x, mask, k, generator):
-        """Imputations of every entry of ``x`` from its observed entries."""
+    def _fill(self, module, x, mask, noise, generator):
+        """Imputations of every entry of ``x`` from its observed entries;
+        ``noise``: standard normal draws, shape (K, 1, n_components)."""
         mean, log_var = module.encode(x, mask)
         std = (0.5 * log_var).exp()
-        noise = torch.randn((k,) + mean.shape, generator=generator, device=x.device,
-                            dtype=x.dtype)
         z = mean + std * noise
         params = module.decode(z)
-        log_q = standard_normal_log_prob(noise) - log_var.sum(-1) / 2
+        log_q = standard_normal_log_prob(noise) - log_var.sum(-1) / 2  # log q(z | x)
         log_w = module.observation.log_prob(params, x, mask) + standard_normal_log_prob(z) - log_q
         weights = torch.softmax(log_w, dim=0)  # (k, batch)
         if not self.sample_posterior:

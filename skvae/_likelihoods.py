@@ -706,8 +706,7 @@ class Observation(nn.Module):
         filled = torch.where(mask, x, 0)
         blocks = zip(self.likelihoods, self._split_params(params), self._split_x(filled),
                      self._split_x(mask))
-        return sum((lik.log_prob_terms(p, xb) * m.to(p.dtype)).sum(-1)
-                   for lik, p, xb, m in blocks)
+        return sum(_masked_log_prob(lik, p, xb, m) for lik, p, xb, m in blocks)
 
     def mean(self, params):
         parts = [lik.mean(p) for lik, p in zip(self.likelihoods, self._split_params(params))]
@@ -778,3 +777,15 @@ def check_output(what, call, shape):
 def observed(x):
     """The mask of observed (not NaN) entries of ``x``."""
     return ~torch.isnan(x)
+
+
+def _masked_log_prob(likelihood, params, x, mask):
+    """``likelihood``'s log-probability of the observed entries ``mask`` of ``x``."""
+    if likelihood.supports_missing:
+        return (likelihood.log_prob_terms(params, x) * mask.to(params.dtype)).sum(-1)
+    if not bool(mask.all()):
+        raise ValueError(
+            f"likelihood {describe(type(likelihood))} cannot score rows with missing "
+            "entries in its columns: implement its log_prob_terms (see skvae.Likelihood)."
+        )
+    return likelihood.log_prob(params, x)

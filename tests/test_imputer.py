@@ -38,6 +38,15 @@ def test_imputations_beat_the_mean_and_keep_observed_entries(correlated):
     assert vae_error < 0.5 * mean_error
 
 
+def test_a_row_is_imputed_the_same_alone_or_among_others(correlated):
+    _, X_missing, holes = correlated
+    imputer = VAEImputer(model(max_iter=5), random_state=0).fit(X_missing)
+    row = np.flatnonzero(holes.any(axis=1))[0]
+    together = imputer.transform(X_missing)[row]
+    np.testing.assert_allclose(imputer.transform(X_missing[row : row + 1])[0], together,
+                               rtol=1e-10)
+
+
 def test_reproducible_and_posterior_draws_vary(correlated):
     _, X_missing, holes = correlated
     a = VAEImputer(model(max_iter=5), random_state=0).fit(X_missing)
@@ -72,7 +81,8 @@ def test_indicator_empty_features_and_names(correlated):
     _, X_missing, holes = correlated
     X = X_missing.copy()
     X[:, 4] = np.nan  # empty in fit
-    imputer = VAEImputer(model(max_iter=3), add_indicator=True, random_state=0).fit(X)
+    with pytest.warns(UserWarning, match=r"Skipping features without any observed values: \['x4'\]"):
+        imputer = VAEImputer(model(max_iter=3), add_indicator=True, random_state=0).fit(X)
     out = imputer.transform(X)
     n_indicators = imputer.indicator_.features_.size
     assert out.shape == (400, 5 + n_indicators)
