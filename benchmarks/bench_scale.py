@@ -210,17 +210,21 @@ def memmap_worker(path):
     print(json.dumps({"peak": sampler.peak - base, "model": model}))
 
 
+def write_rows(path, rows, seed, block=500_000):
+    """A ``.npy`` file of ``rows`` x 100 standard normal float32 values, written
+    block by block (never whole in memory)."""
+    data = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(rows, 100))
+    rng = np.random.RandomState(seed)
+    for start in range(0, rows, block):
+        stop = min(rows, start + block)
+        data[start:stop] = rng.normal(size=(stop - start, 100))
+    data.flush()
+
+
 def bench_memmap(rows):
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "rows.npy")
-        data = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32,
-                                         shape=(rows, 100))
-        rng = np.random.RandomState(0)
-        for start in range(0, rows, 100_000):
-            stop = min(rows, start + 100_000)
-            data[start:stop] = rng.normal(size=(stop - start, 100))
-        data.flush()
-        del data
+        write_rows(path, rows, seed=0)
         size = os.path.getsize(path)
         out = subprocess.run([sys.executable, __file__, "--memmap-worker", path],
                              capture_output=True, text=True, check=True, timeout=3600)
@@ -266,13 +270,7 @@ def bench_dask(rows, block_rows):
     vae.fit(np.random.RandomState(0).normal(size=(20_000, 100)).astype(np.float32))
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "rows.npy")
-        data = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(rows, 100))
-        rng = np.random.RandomState(1)
-        for start in range(0, rows, 500_000):
-            stop = min(rows, start + 500_000)
-            data[start:stop] = rng.normal(size=(stop - start, 100))
-        data.flush()
-        del data
+        write_rows(path, rows, seed=1)
 
         threads = torch.get_num_threads()
         torch.set_num_threads(1)

@@ -51,6 +51,22 @@ def low_rank():
 
 
 @pytest.fixture(scope="session")
+def make_incomplete():
+    """A factory: ``make_incomplete(n_rows, missing_rate)`` gives ``(X, X with
+    holes, holes)``: rows near a plane in 6-D (plus 0.1 noise), and entries
+    removed completely at random."""
+
+    def make(n_rows, missing_rate):
+        rng = np.random.RandomState(0)
+        X = rng.normal(size=(n_rows, 2)) @ rng.normal(size=(2, 6))
+        X = X + 0.1 * rng.normal(size=(n_rows, 6))
+        holes = rng.uniform(size=X.shape) < missing_rate
+        return X, np.where(holes, np.nan, X), holes
+
+    return make
+
+
+@pytest.fixture(scope="session")
 def correlated():
     """200 rows of 6 correlated Gaussian columns, float64."""
     return (

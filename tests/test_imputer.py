@@ -20,11 +20,8 @@ def model(**params):
 
 
 @pytest.fixture(scope="module")
-def correlated():
-    rng = np.random.RandomState(0)
-    X = rng.normal(size=(400, 2)) @ rng.normal(size=(2, 6)) + 0.1 * rng.normal(size=(400, 6))
-    holes = rng.uniform(size=X.shape) < 0.2
-    return X, np.where(holes, np.nan, X), holes
+def correlated(make_incomplete):
+    return make_incomplete(400, 0.2)
 
 
 def test_imputations_beat_the_mean_and_keep_observed_entries(correlated):

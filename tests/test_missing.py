@@ -11,11 +11,8 @@ pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceW
 
 
 @pytest.fixture(scope="module")
-def incomplete():
-    rng = np.random.RandomState(0)
-    X = rng.normal(size=(300, 2)) @ rng.normal(size=(2, 6)) + 0.1 * rng.normal(size=(300, 6))
-    holes = rng.uniform(size=X.shape) < 0.25
-    return X, np.where(holes, np.nan, X), holes
+def incomplete(make_incomplete):
+    return make_incomplete(300, 0.25)
 
 
 def test_complete_data_take_the_unmasked_path(make_vae, incomplete):
