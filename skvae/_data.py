@@ -29,6 +29,11 @@ def resolve_device(device):
             f"device={device!r} was requested but CUDA is not available on this "
             "machine; use device='auto' or 'cpu'."
         )
+    if resolved.type not in ("cpu", "cuda"):
+        raise ValueError(
+            f"device={device!r} is not supported: skvae trains on 'cpu' or 'cuda' "
+            "devices; use device='auto', 'cpu' or 'cuda'."
+        )
     return resolved
 
 
@@ -36,13 +41,23 @@ def draw_seed(random_state):
     """An integer seed from a ``random_state`` parameter.
 
     ``None`` takes fresh entropy without touching NumPy's global random state; an
-    int is used as is; a ``RandomState`` instance is drawn from (and so advances).
+    int is used as is; a ``RandomState`` or ``Generator`` instance is drawn from
+    (and so advances). Anything else is a clear error.
     """
     if random_state is None:
         return int(np.random.default_rng().integers(MAX_SEED))
-    if isinstance(random_state, (int, np.integer)):
+    if isinstance(random_state, (bool, np.bool_)):
+        pass
+    elif isinstance(random_state, (int, np.integer)):
         return int(random_state) % MAX_SEED
-    return int(random_state.randint(MAX_SEED))
+    elif isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(MAX_SEED))
+    elif isinstance(random_state, np.random.Generator):
+        return int(random_state.integers(MAX_SEED))
+    raise ValueError(
+        "random_state must be None, an int, a numpy RandomState or a numpy Generator; "
+        f"got {random_state!r}."
+    )
 
 
 def make_generator(seed, device):

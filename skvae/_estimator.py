@@ -668,6 +668,16 @@ class VAETransformer(
             validate_data(self, X, reset=reset, skip_check_array=True)
             if X.shape[0] < 1:
                 raise ValueError(f"Found array with 0 sample(s) (shape={X.shape}).")
+            if X.shape[1] < 1:
+                raise ValueError(f"Found array with 0 feature(s) (shape={X.shape}).")
+        elif not reset and self._frame_output and not all(
+            lik.numeric for lik in self.module_.observation.likelihoods
+        ):
+            raise ValueError(
+                "This model was fitted on a DataFrame with categorical columns; pass a "
+                f"DataFrame with the same {self.n_features_in_} columns, not a "
+                f"{type(X).__name__}."
+            )
         else:
             X = validate_data(self, X, reset=reset, dtype=(np.float64, np.float32),
                               ensure_all_finite="allow-nan")
@@ -800,7 +810,7 @@ class VAETransformer(
         """
         check_is_fitted(self)
         X = self._validate_input(X)
-        n_samples = n_importance_samples or self.n_score_samples
+        n_samples = self.n_score_samples if n_importance_samples is None else n_importance_samples
         if not (isinstance(n_samples, Integral) and n_samples >= 1):
             raise ValueError(
                 f"n_importance_samples must be a positive integer; got {n_samples!r}."

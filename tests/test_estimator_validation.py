@@ -125,3 +125,45 @@ def test_divergence_is_reported_and_leaves_a_usable_model(make_vae):
         vae.fit(X * 1e3)
     assert vae.n_iter_ < 50
     assert np.isfinite(vae.transform(X * 1e3)).all()
+
+
+@pytest.mark.parametrize(
+    "random_state, message",
+    [("abc", "random_state must be None, an int"), (1.5, "random_state must be None, an int")],
+)
+def test_sample_names_a_bad_random_state(fitted, random_state, message):
+    with pytest.raises(ValueError, match=message):
+        fitted.sample(3, random_state=random_state)
+
+
+def test_sample_takes_a_numpy_generator(fitted):
+    a = fitted.sample(3, random_state=np.random.default_rng(0))
+    b = fitted.sample(3, random_state=np.random.default_rng(0))
+    np.testing.assert_array_equal(a, b)
+
+
+def test_zero_importance_samples_is_an_error_not_the_default(fitted):
+    with pytest.raises(ValueError, match="n_importance_samples must be a positive integer"):
+        fitted.score_samples(X, n_importance_samples=0)
+
+
+@pytest.mark.parametrize("device", ["meta", "mps"])
+def test_unsupported_torch_devices_are_named(make_vae, device):
+    with pytest.raises(ValueError, match=f"device='{device}' is not supported"):
+        make_vae(device=device).fit(X)
+
+
+def test_dataframe_without_columns_is_named(make_vae):
+    import pandas as pd
+
+    with pytest.raises(ValueError, match="0 feature"):
+        make_vae().fit(pd.DataFrame(index=range(5)))
+
+
+def test_an_array_for_a_model_fitted_on_categories_is_named(make_vae):
+    import pandas as pd
+
+    frame = pd.DataFrame({"x": np.arange(20.0), "kind": ["a", "b"] * 10})
+    vae = make_vae(max_iter=2).fit(frame)
+    with pytest.raises(ValueError, match="fitted on a DataFrame with categorical columns"):
+        vae.transform(frame.to_numpy())
