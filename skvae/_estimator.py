@@ -7,6 +7,7 @@ NumPy. With ``_callbacks`` (scikit-learn's callback API) and ``_demo`` it is
 one of the modules that import scikit-learn.
 """
 
+import contextlib
 import copy
 import warnings
 from numbers import Integral, Real
@@ -451,18 +452,20 @@ class VAETransformer(
         device = device or resolve_device(self.device)
         if group.distributed and device.type == "cuda":
             torch.cuda.set_device(device)  # nccl's collectives run on the current device
-        raw = self._check_shard(group, X, reset=not continuing)
-        X = self._encode(raw) if continuing else self._initialise(raw, group)
-        settings = self._settings(max_iter, X.shape[0])
-        seed = int(torch.randint(MAX_SEED, (1,), generator=self._generator))
-        # Each rank shuffles its own shard and draws its own noise.
-        generator = make_generator(seed + group.rank, device)
-        data = self._training_data(X, device, settings.batch_size, early_stopping, generator)
-        data.collective = group
-        data.missing = group.any(missing_entries(X))
-        if group.distributed:
-            n_rows = X.shape[0] if data.train_rows is None else data.train_rows.shape[0]
-            data.steps = max(group.all_gather(-(-n_rows // settings.batch_size)))
+        with self._transaction():
+            raw = self._check_shard(group, X, reset=not continuing)
+            X = self._encode(raw) if continuing else self._initialise(raw, group)
+            settings = self._settings(max_iter, X.shape[0])
+            seed = int(torch.randint(MAX_SEED, (1,), generator=self._generator))
+            # Each rank shuffles its own shard and draws its own noise.
+            generator = make_generator(seed + group.rank, device)
+            data = self._training_data(X, device, settings.batch_size, early_stopping,
+                                       generator)
+            data.collective = group
+            data.missing = group.any(missing_entries(X))
+            if group.distributed:
+                n_rows = X.shape[0] if data.train_rows is None else data.train_rows.shape[0]
+                data.steps = max(group.all_gather(-(-n_rows // settings.batch_size)))
         context = self._init_callback_context(max_subtasks=max_iter)
         context.call_on_fit_task_begin(estimator=self, X=raw, y=y)
         hooks = [
@@ -482,6 +485,22 @@ class VAETransformer(
         self._record(result, early_stopping)
         context.call_on_fit_task_end(estimator=self, X=raw, y=y, reconstruction_attributes={})
         self._report(result, max_iter, warn_unconverged=max_iter > 1)
+
+    @contextlib.contextmanager
+    def _transaction(self):
+        """Undo what validation and set-up changed when they fail: a bad refit
+        leaves the previously fitted model as it was."""
+        state = dict(self.__dict__)
+        generator = state.get("_generator")
+        generator_state = generator.get_state() if generator is not None else None
+        try:
+            yield
+        except Exception:
+            self.__dict__.clear()
+            self.__dict__.update(state)
+            if generator is not None:
+                generator.set_state(generator_state)
+            raise
 
     def _training_data(self, X, device, batch_size, early_stopping, generator):
         """The rows to train on, where training reads them."""

@@ -167,3 +167,22 @@ def test_an_array_for_a_model_fitted_on_categories_is_named(make_vae):
     vae = make_vae(max_iter=2).fit(frame)
     with pytest.raises(ValueError, match="fitted on a DataFrame with categorical columns"):
         vae.transform(frame.to_numpy())
+
+
+def test_a_failed_refit_leaves_the_fitted_model_as_it_was(make_vae):
+    import pandas as pd
+
+    vae = make_vae(max_iter=2).fit(X)
+    before = vae.transform(X)
+    bad = pd.DataFrame({"t": pd.date_range("2020", periods=5), "x": np.arange(5.0)})
+    with pytest.raises(ValueError, match="fits no likelihood"):
+        vae.fit(bad)
+    with pytest.raises(ValueError, match="negative or fractional"):
+        vae.set_params(likelihood="poisson").fit(X)
+    vae.set_params(likelihood="auto")
+    assert vae.n_features_in_ == 4
+    np.testing.assert_array_equal(vae.transform(X), before)
+    # ... and training goes on as it would have without the failed calls.
+    again = make_vae(max_iter=2).fit(X)
+    np.testing.assert_array_equal(vae.set_params(warm_start=True).fit(X).transform(X),
+                                  again.set_params(warm_start=True).fit(X).transform(X))
