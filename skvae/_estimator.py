@@ -454,7 +454,11 @@ class VAETransformer(
             torch.cuda.set_device(device)  # nccl's collectives run on the current device
         with self._transaction():
             raw = self._check_shard(group, X, reset=not continuing)
-            X = self._encode(raw) if continuing else self._initialise(raw, group)
+            if continuing:
+                X = self._encode(raw)
+                missing = group.any(missing_entries(X))
+            else:
+                X, missing = self._initialise(raw, group)
             settings = self._settings(max_iter, X.shape[0])
             seed = int(torch.randint(MAX_SEED, (1,), generator=self._generator))
             # Each rank shuffles its own shard and draws its own noise.
@@ -462,7 +466,7 @@ class VAETransformer(
             data = self._training_data(X, device, settings.batch_size, early_stopping,
                                        generator)
             data.collective = group
-            data.missing = group.any(missing_entries(X))
+            data.missing = missing
             if group.distributed:
                 n_rows = X.shape[0] if data.train_rows is None else data.train_rows.shape[0]
                 data.steps = max(group.all_gather(-(-n_rows // settings.batch_size)))
@@ -537,7 +541,8 @@ class VAETransformer(
 
     def _initialise(self, raw, group=SINGLE):
         """Build a fresh module, optimiser and random streams for the validated
-        input ``raw``; returns it coded as the float matrix the model sees."""
+        input ``raw``; returns it coded as the float matrix the model sees, and
+        whether that matrix has missing entries."""
         seed = group.broadcast(draw_seed(self.random_state))
         self._generator = make_generator(seed, "cpu")
         self._eval_seed = int(torch.randint(MAX_SEED, (1,), generator=self._generator))
@@ -569,7 +574,7 @@ class VAETransformer(
         self.module_ = module
         self._optimizer = make_optimizer(module, self.learning_rate_init, self.alpha)
         self._history = None
-        return X
+        return X, missing
 
     def _check_missing(self, X, observation):
         """Clear errors for missing entries a model cannot learn from: a column

@@ -64,18 +64,6 @@ def _out_dtype(X):
     return np.float32 if isinstance(X, da.Array) and X.dtype == np.float32 else np.float64
 
 
-def _rows(method, *args):
-    """Apply ``method`` to a block, passing blocks through when empty (dask
-    probes functions with empty blocks; the estimator rejects 0 rows)."""
-
-    def apply(block, estimator):
-        if block.shape[0] == 0:
-            return None
-        return getattr(estimator, method)(block, *args)
-
-    return apply
-
-
 def transform(estimator, X):
     """Lazy ``estimator.transform(X)``: posterior means of the latent codes.
 
@@ -100,7 +88,7 @@ def transform(estimator, X):
         names = list(estimator.get_feature_names_out())
         meta = _empty_frame(names, np.float64)
         return X.map_partitions(_frame_rows("transform", names), model, meta=meta)
-    return X.map_blocks(_block(estimator, "transform"), model, dtype=_out_dtype(X),
+    return X.map_blocks(_block("transform"), model, dtype=_out_dtype(X),
                         chunks=(X.chunks[0], (k,)))
 
 
@@ -173,7 +161,7 @@ def inverse_transform(estimator, Z):
             lambda part, est: est.inverse_transform(part.to_numpy()).set_axis(part.index),
             model, meta=meta.iloc[:0],
         )
-    return Z.map_blocks(_block(estimator, "inverse_transform"), model, dtype=meta.dtype,
+    return Z.map_blocks(_block("inverse_transform"), model, dtype=meta.dtype,
                         chunks=(Z.chunks[0], (meta.shape[1],)))
 
 
@@ -221,7 +209,7 @@ def _draw(estimator, size, seed):
     return estimator.sample(size, random_state=seed)
 
 
-def _block(estimator, method):
+def _block(method):
     def apply(block, est):
         if block.shape[0] == 0:
             width = est.n_components if method == "transform" else est.n_features_in_
