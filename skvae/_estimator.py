@@ -819,10 +819,10 @@ class VAETransformer(
 
     def _validate_codes(self, Z):
         Z = check_array(Z, dtype=(np.float64, np.float32), input_name="X")
-        if Z.shape[1] != self.n_components:
+        if Z.shape[1] != self.module_.n_components:
             raise ValueError(
                 f"X has {Z.shape[1]} columns, but inverse_transform expects latent "
-                f"codes with n_components={self.n_components} columns."
+                f"codes with n_components={self.module_.n_components} columns."
             )
         return Z
 
@@ -869,7 +869,7 @@ class VAETransformer(
             raise ValueError(
                 f"n_importance_samples must be a positive integer; got {n_samples!r}."
             )
-        noise = evaluation_noise(n_samples, self.n_components, self._eval_seed)
+        noise = evaluation_noise(n_samples, self.module_.n_components, self._eval_seed)
         objective = Objective(n_samples=n_samples)
 
         def bound(module, x, mask):
@@ -938,7 +938,7 @@ class VAETransformer(
         generator = make_generator(draw_seed(random_state), "cpu")
         module = self.module_.eval()
         with torch.no_grad():
-            z = torch.randn((n_samples, self.n_components), generator=generator)
+            z = torch.randn((n_samples, module.n_components), generator=generator)
             x = module.observation.sample(module.decode(z), generator)
         return decode(x.numpy().astype(np.float64), module.observation, self._specs,
                       self._frame_output)
@@ -963,7 +963,8 @@ class VAETransformer(
 
     @property
     def _n_features_out(self):
-        return self.n_components
+        # The fitted size, whatever set_params has changed since.
+        return self.module_.n_components
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
