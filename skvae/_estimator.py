@@ -29,6 +29,7 @@ from ._callbacks import CallbackSupportMixin, EpochCallbacks, with_callbacks
 from ._data import (
     EVAL_BATCH_SIZE,
     MAX_SEED,
+    batch_slices,
     batched,
     draw_seed,
     evaluation_noise,
@@ -937,11 +938,15 @@ class VAETransformer(
             raise ValueError(f"n_samples must be a positive integer; got {n_samples!r}.")
         generator = make_generator(draw_seed(random_state), "cpu")
         module = self.module_.eval()
+        # A batch at a time into the output: memory beyond the result stays
+        # bounded however many rows are drawn.
+        out = np.empty((n_samples, module.observation.n_features))
         with torch.no_grad():
-            z = torch.randn((n_samples, module.n_components), generator=generator)
-            x = module.observation.sample(module.decode(z), generator)
-        return decode(x.numpy().astype(np.float64), module.observation, self._specs,
-                      self._frame_output)
+            for rows in batch_slices(n_samples, EVAL_BATCH_SIZE):
+                n_rows = rows.stop - rows.start
+                z = torch.randn((n_rows, module.n_components), generator=generator)
+                out[rows] = module.observation.sample(module.decode(z), generator).numpy()
+        return decode(out, module.observation, self._specs, self._frame_output)
 
     # ------------------------------------------------------------ sklearn glue
 
