@@ -131,3 +131,23 @@ def test_distributed_fit_over_nccl_on_one_gpu(tmp_path):
     assert {p.device.type for p in vae.module_.parameters()} == {"cpu"}
     single = fit_quietly(small(early_stopping=True), X)
     assert vae.score(X) == pytest.approx(single.score(X), abs=1.0)
+
+
+def test_model_fitted_on_cuda_loads_where_there_is_no_gpu(tmp_path):
+    import subprocess
+    import sys
+
+    import joblib
+
+    vae = fit_quietly(small(device="auto"), X)
+    joblib.dump(vae, tmp_path / "model.joblib")
+    np.save(tmp_path / "X.npy", X)
+    script = (
+        "import joblib, numpy as np, torch; assert not torch.cuda.is_available(); "
+        f"m = joblib.load({str(tmp_path / 'model.joblib')!r}); "
+        f"np.save({str(tmp_path / 'Z.npy')!r}, m.transform(np.load({str(tmp_path / 'X.npy')!r})))"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=300,
+                   env={**__import__("os").environ, "CUDA_VISIBLE_DEVICES": ""})
+    np.testing.assert_allclose(np.load(tmp_path / "Z.npy"), vae.transform(X), rtol=1e-4,
+                               atol=1e-5)
