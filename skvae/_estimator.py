@@ -44,7 +44,7 @@ from ._distributed import SINGLE, ShardError, collective, local_device
 from ._elbo import Objective
 from ._likelihoods import LIKELIHOODS
 from ._modules import ACTIVATIONS, ARCHITECTURES, build_module
-from ._persistence import dump_state, load_state
+from ._persistence import STRUCTURAL, dump_state, load_state
 from ._progress import Progress
 from ._likelihoods import describe, observed
 from ._tables import (
@@ -586,7 +586,7 @@ class VAETransformer(
         module.check(torch.nan_to_num(to_tensor(X[:2], "cpu")), make_generator(0, "cpu"))
         self.module_ = module
         self._structure = structure
-        self._fit_params = {name: copy.deepcopy(getattr(self, name)) for name in _STRUCTURAL}
+        self._fit_params = {name: copy.deepcopy(getattr(self, name)) for name in STRUCTURAL}
         self._optimizer = make_optimizer(module, self.learning_rate_init, self.alpha)
         self._history = None
         return X, missing
@@ -976,14 +976,6 @@ class VAETransformer(
         tags.input_tags.allow_nan = True
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
-
-
-# Parameters that fix the network's structure: a warm start or partial_fit
-# cannot change them.
-_STRUCTURAL = (
-    "n_components", "hidden_layer_sizes", "activation", "likelihood", "architecture",
-    "image_shape", "conv_channels", "encoder", "decoder", "min_variance",
-)
 
 
 def _same(a, b):

@@ -519,7 +519,15 @@ class NegativeBinomial(_Counts):
 
 def init_args(likelihood):
     """The positional and keyword arguments ``likelihood`` was built with."""
-    return likelihood.__dict__["_init_args"]
+    recorded = likelihood.__dict__.get("_init_args")
+    if recorded is not None:
+        return recorded
+    # A built-in loaded from a file of an skvae that did not record them.
+    if isinstance(likelihood, Categorical):
+        return (list(likelihood.categories),), {}
+    if isinstance(likelihood, Gaussian):
+        return (likelihood.n_features,), {"min_variance": likelihood.min_variance}
+    return (likelihood.n_features,), {}
 
 
 def standard_gamma(shape, generator):

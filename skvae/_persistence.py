@@ -28,6 +28,13 @@ from ._training import TrainingResult
 #: skvae unable to read the new layout.
 FORMAT = 1
 
+# Parameters that fix the network's structure: a warm start or partial_fit
+# cannot change them.
+STRUCTURAL = (
+    "n_components", "hidden_layer_sizes", "activation", "likelihood", "architecture",
+    "image_shape", "conv_channels", "encoder", "decoder", "min_variance",
+)
+
 # The estimator's attributes that hold torch objects or skvae types, each with
 # the functions that turn it into plain data and back.
 _CONVERTED = ("module_", "_optimizer", "_generator", "_history", "_specs")
@@ -66,7 +73,7 @@ def load_state(state, make_optimizer):
     state = dict(state)
     version = state.pop("_skvae_format", None)
     if version is None:  # saved before the plain-data format: torch objects as they are
-        return state
+        return _upgrade(state)
     if not isinstance(version, int) or version > FORMAT:
         raise ModelFileError(
             f"This model was saved by a newer version of skvae (file format "
@@ -101,6 +108,26 @@ def load_state(state, make_optimizer):
             f"The saved model cannot be rebuilt ({type(exc).__name__}: {exc}); the file "
             "is damaged or was not written by skvae."
         ) from exc
+    return state
+
+
+def _upgrade(state):
+    """A state saved before the plain-data format, given what the current
+    estimator expects of a fitted one (its structure, its fitted parameters)."""
+    module = state.get("module_")
+    if module is None or "_structure" in state:
+        return state
+    state["_structure"] = {
+        "architecture": state.get("architecture", "mlp"),
+        "n_components": module.n_components,
+        "options": {name: state.get(name) for name in (
+            "min_variance", "hidden_layer_sizes", "activation", "image_shape",
+            "conv_channels")},
+        "encoder": state.get("encoder"),
+        "decoder": state.get("decoder"),
+        "n_mask_inputs": module.observation.n_features if module.masked else 0,
+    }
+    state["_fit_params"] = {name: state.get(name) for name in STRUCTURAL}
     return state
 
 

@@ -181,3 +181,17 @@ def test_unfitted_estimator_round_trips():
     loaded = pickle.loads(pickle.dumps(vae))
     assert loaded.get_params() == vae.get_params()
     assert not hasattr(loaded, "module_")
+
+
+def test_state_saved_before_the_plain_data_format_still_loads(fitted, table):
+    """Files from before the format version hold torch objects as they are."""
+    legacy = {k: v for k, v in fitted.__dict__.items() if k not in ("_structure", "_fit_params")}
+    legacy["module_"] = __import__("copy").deepcopy(fitted.module_)
+    for likelihood in legacy["module_"].observation.likelihoods:
+        likelihood.__dict__.pop("_init_args", None)
+    loaded = VAETransformer.__new__(VAETransformer)
+    loaded.__setstate__(legacy)
+    np.testing.assert_array_equal(loaded.transform(table), fitted.transform(table))
+    again = pickle.loads(pickle.dumps(loaded))  # and saves in the current format
+    same_outputs(fitted, again, table)
+    again.set_params(warm_start=True).fit(table)
