@@ -9,7 +9,6 @@ one of the modules that import scikit-learn.
 
 import contextlib
 import copy
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -64,6 +63,10 @@ from ._training import (
     train_module,
     update_optimizer,
 )
+from ._warn import warn
+
+# Where the documentation lives (the HTML representation links to it).
+DOCS_URL = "https://skvae.readthedocs.io/en/latest/"
 
 
 class TrainingDivergedError(FloatingPointError):
@@ -628,11 +631,10 @@ class VAETransformer(
                 )
         share = counts.sum() / X.size
         if share > 0.95:
-            warnings.warn(
+            warn(
                 f"{share:.1%} of the entries of X are missing; a model learns little "
                 "from so few observed values.",
                 UserWarning,
-                stacklevel=4,
             )
 
     def _objective(self):
@@ -695,7 +697,7 @@ class VAETransformer(
                 "keeps the best weights so far and can be used."
             )
         if warn_unconverged and not (result.converged or result.stopped_by_hook):
-            warnings.warn(
+            warn(
                 f"VAETransformer stopped at max_iter={max_iter} epochs while the loss "
                 "was still improving; consider raising max_iter.",
                 ConvergenceWarning,
@@ -971,9 +973,19 @@ class VAETransformer(
         # The fitted size, whatever set_params has changed since.
         return self.module_.n_components
 
+    # The HTML representation (in notebooks) links to this page of the docs.
+    _doc_link_module = "skvae"
+    _doc_link_template = DOCS_URL + "generated/{estimator_module}.{estimator_name}.html"
+
+    def _doc_link_url_param_generator(self):
+        return {"estimator_module": "skvae", "estimator_name": type(self).__name__}
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = True
+        # DataFrames with categorical (category, string, object or bool)
+        # columns; arrays of strings are refused, so not ``string``.
+        tags.input_tags.categorical = True
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
 

@@ -1,7 +1,6 @@
 """VAEImputer: missing values filled in from a VAE fitted on the incomplete data."""
 
 import math
-import warnings
 from numbers import Integral
 
 import numpy as np
@@ -20,9 +19,10 @@ from ._data import (
     to_tensor,
 )
 from ._elbo import standard_normal_log_prob
-from ._estimator import VAETransformer
+from ._estimator import DOCS_URL, VAETransformer
 from ._likelihoods import observed
 from ._tables import decode, is_dataframe
+from ._warn import warn
 
 
 class VAEImputer(TransformerMixin, BaseEstimator):
@@ -125,12 +125,11 @@ class VAEImputer(TransformerMixin, BaseEstimator):
         missing = self._missing(X)
         self._empty = missing.all(axis=0)
         if self._empty.any() and not self.keep_empty_features:
-            warnings.warn(
+            warn(
                 f"Skipping features without any observed values: "
                 f"{list(self._names()[self._empty])}. They are dropped from the output; "
                 "keep_empty_features=True keeps them, filled with 0.",
                 UserWarning,
-                stacklevel=3,
             )
         rng = check_random_state(self.random_state)
         self._seed = int(rng.randint(MAX_SEED))
@@ -293,6 +292,12 @@ class VAEImputer(TransformerMixin, BaseEstimator):
         if self.indicator_ is None:
             return kept
         return np.concatenate([kept, self.indicator_.get_feature_names_out(names)])
+
+    _doc_link_module = "skvae"
+    _doc_link_template = DOCS_URL + "generated/{estimator_module}.{estimator_name}.html"
+
+    def _doc_link_url_param_generator(self):
+        return {"estimator_module": "skvae", "estimator_name": type(self).__name__}
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
