@@ -1,6 +1,7 @@
 """Data handling in one place: NumPy to torch, devices, seeds, minibatches."""
 
 import contextlib
+import threading
 import warnings
 
 import numpy as np
@@ -80,14 +81,22 @@ def evaluation_noise(n_samples, n_components, seed):
     return torch.special.ndtri(uniform).unsqueeze(1)
 
 
+# torch's global generator is one per process: code that must draw from it
+# (a user's network or likelihood, built by its own constructor) holds this lock.
+_GLOBAL_RNG_LOCK = threading.RLock()
+
+
 @contextlib.contextmanager
 def seeded_torch(seed):
     """Seed torch's global CPU generator inside the block and restore it after.
 
-    Module construction draws its initial weights from the global generator; this
-    keeps the user's random state as it was.
+    Only a user's plug-ins (networks and likelihoods built by their own
+    constructors) draw from the global generator; skvae's own networks are
+    initialised from private generators. The lock makes such builds from many
+    threads give the same result as serial ones; the user's random state is as
+    it was after the block.
     """
-    with torch.random.fork_rng(devices=[]):
+    with _GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
         yield
 

@@ -44,7 +44,8 @@ from ._data import (
 from ._distributed import SINGLE, ShardError, collective, local_device
 from ._elbo import Objective, gaussian_kl_terms
 from ._likelihoods import LIKELIHOODS
-from ._modules import ACTIVATIONS, ARCHITECTURES, VAEModule, build_networks
+from ._modules import ACTIVATIONS, ARCHITECTURES, build_module
+from ._persistence import dump_state, load_state
 from ._progress import Progress
 from ._likelihoods import describe, observed
 from ._tables import (
@@ -62,6 +63,7 @@ from ._training import (
     make_optimizer,
     move_optimizer_state,
     train_module,
+    update_optimizer,
 )
 
 
@@ -499,6 +501,7 @@ class VAETransformer(
         with self._transaction():
             raw = self._check_shard(group, X, reset=not continuing)
             if continuing:
+                self._check_continuing()
                 X = self._encode(raw)
                 missing = group.any(missing_entries(X))
             else:
@@ -548,7 +551,7 @@ class VAETransformer(
         generator_state = generator.get_state() if generator is not None else None
         try:
             yield
-        except Exception:
+        except BaseException:  # a Ctrl-C during set-up too
             self.__dict__.clear()
             self.__dict__.update(state)
             if generator is not None:
@@ -644,6 +647,8 @@ class VAETransformer(
         seed = group.broadcast(draw_seed(self.random_state))
         self._generator = make_generator(seed, "cpu")
         self._eval_seed = int(torch.randint(MAX_SEED, (1,), generator=self._generator))
+        init = make_generator(int(torch.randint(MAX_SEED, (1,), generator=self._generator)),
+                              "cpu")
         self._specs = merge_specs(group, column_specs(raw, self.likelihood, LIKELIHOODS))
         self._frame_output = is_dataframe(raw)
         options = {
@@ -653,26 +658,49 @@ class VAETransformer(
             "image_shape": self.image_shape,
             "conv_channels": self.conv_channels,
         }
-        with seeded_torch(seed):
+        # Built-in likelihoods draw no random numbers; a user's may, in its
+        # constructor, from torch's global state: seed it for them.
+        plugins = any(not isinstance(spec.likelihood, str) for spec in self._specs)
+        with seeded_torch(seed) if plugins else contextlib.nullcontext():
             observation = build_observation(raw, self._specs, options, group)
-            X = encode(raw, observation, self._specs)
-            # A model trained on incomplete rows sees the mask of observed
-            # entries beside the values; on complete rows it needs no mask.
-            missing = group.any(missing_entries(X))
-            if missing:
-                self._check_missing(X, observation)
-            encoder, decoder = build_networks(
-                self.architecture, observation, n_components, options,
-                self.encoder, self.decoder, n_mask_inputs=X.shape[1] if missing else 0,
-            )
-            module = VAEModule(observation, encoder, decoder, n_components, missing)
+        X = encode(raw, observation, self._specs)
+        # A model trained on incomplete rows sees the mask of observed entries
+        # beside the values; on complete rows it needs no mask.
+        missing = group.any(missing_entries(X))
+        if missing:
+            self._check_missing(X, observation)
+        structure = {
+            "architecture": self.architecture,
+            "n_components": n_components,
+            "options": options,
+            "encoder": self.encoder,
+            "decoder": self.decoder,
+            "n_mask_inputs": X.shape[1] if missing else 0,
+        }
+        module = build_module(observation, structure, init)
         observation.fit_data(X, group)
         # Plug-ins that return the wrong shapes are named here, before training.
         module.check(torch.nan_to_num(to_tensor(X[:2], "cpu")), make_generator(0, "cpu"))
         self.module_ = module
+        self._structure = structure
+        self._fit_params = {name: copy.deepcopy(getattr(self, name)) for name in _STRUCTURAL}
         self._optimizer = make_optimizer(module, self.learning_rate_init, self.alpha)
         self._history = None
         return X, missing
+
+    def _check_continuing(self):
+        """A warm start or ``partial_fit`` continues the fitted network: its
+        structure cannot change, and the optimiser takes the current settings."""
+        for name, fitted in self._fit_params.items():
+            current = getattr(self, name)
+            if not _same(current, fitted):
+                raise ValueError(
+                    f"{name} was changed from {fitted!r} to {current!r} after the model "
+                    f"was fitted; a warm start or partial_fit continues the fitted "
+                    f"network, whose {name} is fixed. Refit from scratch "
+                    "(warm_start=False) to use the new value."
+                )
+        update_optimizer(self._optimizer, self.learning_rate_init, self.alpha)
 
     def _check_missing(self, X, observation):
         """Clear errors for missing entries a model cannot learn from: a column
@@ -762,12 +790,14 @@ class VAETransformer(
                 "the data (e.g. StandardScaler)."
             )
         if result.interrupted:
-            warnings.warn(
+            # The model is fitted (the best weights so far) and the program
+            # stops, as it would on a Ctrl-C anywhere else: a search or a loop
+            # of partial_fit calls does not go on.
+            raise KeyboardInterrupt(
                 f"Training was interrupted after {result.n_iter} epochs; the estimator "
-                "keeps the best weights so far and can be used.",
-                UserWarning,
+                "keeps the best weights so far and can be used."
             )
-        elif warn_unconverged and not (result.converged or result.stopped_by_hook):
+        if warn_unconverged and not (result.converged or result.stopped_by_hook):
             warnings.warn(
                 f"VAETransformer stopped at max_iter={max_iter} epochs while the loss "
                 "was still improving; consider raising max_iter.",
@@ -1045,7 +1075,15 @@ class VAETransformer(
         # callback is a copy made during fit) is not part of the model.
         for name in ("_callback_fit_ctx", "_skl_callbacks_to_teardown", "_parent_callback_ctx"):
             state.pop(name, None)
-        return state
+        # Plain data only (no torch objects): see the user guide's "Saving models".
+        return dump_state(state)
+
+    def __setstate__(self, state):
+        state = load_state(
+            state, lambda module: make_optimizer(
+                module, state.get("learning_rate_init", 1e-3), state.get("alpha", 0.0))
+        )
+        super().__setstate__(state)
 
     @property
     def _n_features_out(self):
@@ -1056,6 +1094,26 @@ class VAETransformer(
         tags.input_tags.allow_nan = True
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
+
+
+# Parameters that fix the network's structure: a warm start or partial_fit
+# cannot change them.
+_STRUCTURAL = (
+    "n_components", "hidden_layer_sizes", "activation", "likelihood", "architecture",
+    "image_shape", "conv_channels", "encoder", "decoder", "min_variance",
+)
+
+
+def _same(a, b):
+    """Whether two parameter values are equal (sequences compared by items)."""
+    try:
+        if isinstance(a, (list, tuple, np.ndarray)) or isinstance(b, (list, tuple, np.ndarray)):
+            return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+        if isinstance(a, dict) and isinstance(b, dict):
+            return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+        return bool(a == b)
+    except (TypeError, ValueError):
+        return a is b
 
 
 def _shard_summary(X):

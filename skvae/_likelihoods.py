@@ -28,6 +28,7 @@ The log-probabilities are written out rather than taken from
 validation costs time on every training step. Nothing here imports scikit-learn.
 """
 
+import functools
 import math
 import warnings
 
@@ -53,6 +54,18 @@ def where(names, j=0):
     """How an error message names column ``j`` of a block: ``"X"`` for arrays
     (``names`` None), else the column's name."""
     return "X" if names is None else f"column {names[j]!r}"
+
+
+def _recording(init):
+    """``init`` that first records its arguments on the instance (the outermost
+    constructor's, when subclasses chain up)."""
+
+    @functools.wraps(init)
+    def __init__(self, *args, **kwargs):
+        self.__dict__.setdefault("_init_args", (args, kwargs))
+        init(self, *args, **kwargs)
+
+    return __init__
 
 
 class Likelihood(nn.Module):
@@ -106,7 +119,16 @@ class Likelihood(nn.Module):
     name = None
     numeric = True
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # Record the arguments an instance was built with, so that a saved model
+        # can rebuild it (then load its parameters and buffers).
+        init = cls.__dict__.get("__init__")
+        if init is not None:
+            cls.__init__ = _recording(init)
+
     def __init__(self, n_features):
+        self.__dict__.setdefault("_init_args", ((n_features,), {}))
         super().__init__()
         self.n_features = int(n_features)
         self.n_params = self.n_features
@@ -455,14 +477,47 @@ class NegativeBinomial(_Counts):
         )
 
     def sample(self, params, generator):
-        # A gamma-Poisson mixture. torch's gamma sampler takes no generator, so it
-        # runs on a forked global state seeded from ``generator``.
-        seed = int(torch.randint(2**62, (1,), generator=generator, device=generator.device))
-        theta = self.theta().expand_as(params)
-        with torch.random.fork_rng(devices=[params.device] if params.is_cuda else []):
-            torch.manual_seed(seed)
-            rate = torch.distributions.Gamma(theta, theta / self.mean(params)).sample()
-        return torch.poisson(rate, generator=generator)
+        # A gamma-Poisson mixture: rate ~ Gamma(theta, theta / mean).
+        with torch.no_grad():
+            theta = self.theta().expand_as(params)
+            rate = standard_gamma(theta, generator) * (self.mean(params) / theta)
+            return torch.poisson(rate, generator=generator)
+
+
+def init_args(likelihood):
+    """The positional and keyword arguments ``likelihood`` was built with."""
+    return likelihood.__dict__["_init_args"]
+
+
+def standard_gamma(shape, generator):
+    """Gamma(shape, 1) draws, every random number from ``generator``.
+
+    Marsaglia and Tsang's (2000) squeeze-and-reject method, vectorised; shapes
+    below 1 are boosted (Gamma(a) = Gamma(a + 1) * U**(1/a)). torch's own gamma
+    sampler takes no generator, so it would use the process-wide random state.
+    """
+    flat = shape.reshape(-1)
+    device, dtype = flat.device, flat.dtype
+    boosted = torch.where(flat < 1, flat + 1, flat)
+    d = boosted - 1.0 / 3.0
+    c = torch.rsqrt(9.0 * d)
+    out = torch.empty_like(flat)
+    pending = torch.arange(flat.numel(), device=device)
+    for _ in range(1000):  # each round accepts over 95% of the rest
+        if pending.numel() == 0:
+            break
+        dd, cc = d[pending], c[pending]
+        x = torch.randn(pending.shape, generator=generator, device=device, dtype=dtype)
+        u = torch.rand(pending.shape, generator=generator, device=device, dtype=dtype)
+        v = (1 + cc * x) ** 3
+        safe_v = v.clamp(min=torch.finfo(dtype).tiny)
+        accept = (v > 0) & (u.log() < 0.5 * x**2 + dd - dd * safe_v + dd * safe_v.log())
+        out[pending[accept]] = (dd * safe_v)[accept]
+        pending = pending[~accept]
+    small = flat < 1
+    u = torch.rand(flat.shape, generator=generator, device=device, dtype=dtype)
+    out = torch.where(small, out * u.pow(1.0 / flat), out)
+    return out.reshape(shape.shape)
 
 
 def _pandas():

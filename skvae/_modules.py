@@ -10,12 +10,14 @@ nn.Module`` and are checked on a small batch before training (:meth:`VAEModule.c
 Nothing here knows about NumPy, devices or epochs: tensors in, tensors out.
 """
 
+import math
 from numbers import Integral
 
 import numpy as np
 import torch
 from torch import nn
 
+from ._data import seeded_torch
 from ._likelihoods import check_output, describe
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "gelu": nn.GELU}
@@ -144,8 +146,42 @@ def _image_shape(shape, n_features):
 ARCHITECTURES = {"mlp": mlp_networks, "conv": conv_networks}
 
 
+_INITIALISED_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.ConvTranspose2d)
+
+
+def init_parameters(network, generator):
+    """Initialise ``network``'s layers as torch does by default (weights and
+    biases uniform on +-1/sqrt(fan_in)), drawing from the private ``generator``
+    rather than torch's process-wide random state, so that fits in many threads
+    give the same weights as serial ones."""
+    with torch.no_grad():
+        for layer in network.modules():
+            if isinstance(layer, _INITIALISED_LAYERS):
+                fan_in, _ = nn.init._calculate_fan_in_and_fan_out(layer.weight)
+                bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+                layer.weight.uniform_(-bound, bound, generator=generator)
+                if layer.bias is not None:
+                    layer.bias.uniform_(-bound, bound, generator=generator)
+            elif next(layer.parameters(recurse=False), None) is not None:
+                raise TypeError(f"no initialisation rule for {type(layer).__name__} layers")
+
+
+def _built_in(architecture, observation, n_components, options, generator):
+    """The architecture's networks, built without touching torch's global
+    random state: on the meta device, then given memory and initialised from
+    ``generator`` (left uninitialised, for weights about to be loaded, when it
+    is None)."""
+    with torch.device("meta"):
+        networks = ARCHITECTURES[architecture](observation, n_components, options)
+    networks = tuple(network.to_empty(device="cpu") for network in networks)
+    if generator is not None:
+        for network in networks:
+            init_parameters(network, generator)
+    return networks
+
+
 def build_networks(architecture, observation, n_components, options, encoder=None,
-                   decoder=None, n_mask_inputs=0):
+                   decoder=None, n_mask_inputs=0, generator=None):
     """The encoder and decoder for ``observation``.
 
     ``architecture`` names an entry of :data:`ARCHITECTURES`, which reads what
@@ -153,11 +189,14 @@ def build_networks(architecture, observation, n_components, options, encoder=Non
     ``decoder``, when given, are a user's factories ``(n_inputs, n_outputs) ->
     nn.Module`` that replace the architecture's network of that role.
     ``n_mask_inputs`` more encoder inputs carry the mask of observed entries.
+    ``generator`` initialises the built-in networks (None leaves them
+    uninitialised, for loading weights); a user's factories initialise their
+    own, from torch's global random state seeded from ``generator``.
     """
     built = None
     if encoder is None or decoder is None:
-        built = ARCHITECTURES[architecture](observation, n_components,
-                                            {**options, "n_mask_inputs": n_mask_inputs})
+        built = _built_in(architecture, observation, n_components,
+                          {**options, "n_mask_inputs": n_mask_inputs}, generator)
     roles = [
         ("encoder", encoder, observation.n_inputs + n_mask_inputs, 2 * n_components),
         ("decoder", decoder, n_components, observation.n_params),
@@ -167,7 +206,10 @@ def build_networks(architecture, observation, n_components, options, encoder=Non
         if factory is None:
             networks.append(built[index])
             continue
-        network = factory(n_in, n_out)
+        seed = 0 if generator is None else int(
+            torch.randint(2**62, (1,), generator=generator, device=generator.device))
+        with seeded_torch(seed):
+            network = factory(n_in, n_out)
         if not isinstance(network, nn.Module):
             raise TypeError(
                 f"{role} {describe(factory)} returned {type(network).__name__}; it must "
@@ -175,6 +217,21 @@ def build_networks(architecture, observation, n_components, options, encoder=Non
             )
         networks.append(network)
     return tuple(networks)
+
+
+def build_module(observation, structure, generator=None):
+    """The VAE for ``observation`` as ``structure`` describes it: a dict with
+    the architecture, ``n_components``, the architecture's ``options``, the
+    user's ``encoder`` and ``decoder`` factories (or None) and ``n_mask_inputs``
+    (see :func:`build_networks`)."""
+    n_mask_inputs = structure["n_mask_inputs"]
+    encoder, decoder = build_networks(
+        structure["architecture"], observation, structure["n_components"],
+        structure["options"], structure["encoder"], structure["decoder"], n_mask_inputs,
+        generator,
+    )
+    return VAEModule(observation, encoder, decoder, structure["n_components"],
+                     n_mask_inputs > 0)
 
 
 class VAEModule(nn.Module):

@@ -190,6 +190,14 @@ def make_optimizer(module, learning_rate_init, alpha):
         return torch.optim.Adam(groups, lr=learning_rate_init)
 
 
+def update_optimizer(optimizer, learning_rate_init, alpha):
+    """Give an optimiser from :func:`make_optimizer` new settings (for a warm
+    start after ``set_params``), keeping its state."""
+    optimizer.param_groups[0].update(lr=learning_rate_init, weight_decay=alpha)
+    for group in optimizer.param_groups[1:]:
+        group["lr"] = learning_rate_init * LIKELIHOOD_LR_FACTOR
+
+
 def move_optimizer_state(optimizer, device):
     """Move the optimiser's state tensors to ``device``, as its parameters were.
 
@@ -403,6 +411,9 @@ class _Run:
             objective.draw_noise(1, module.n_components, generator) if data.monitored else None
         )
         self.best_state = self.last_good = snapshot(module)
+        # The optimiser's state goes back with the weights after a divergence:
+        # moments holding NaN would make every later step diverge too.
+        self.last_optimizer = copy.deepcopy(optimizer.state_dict())
         if settings.compile:
             self.loss_fn = compiled_loss(module, objective, data.missing)
         elif data.collective.distributed:
@@ -434,10 +445,11 @@ class _Run:
         if collective.distributed:  # every rank decides on the same numbers
             loss = collective.sum([loss])[0] / collective.world_size
         if not math.isfinite(loss):
-            self.module.load_state_dict(self.last_good)
+            self.restore_last_good()
             result.diverged = True
             return None
         self.last_good = snapshot(self.module)
+        self.last_optimizer = copy.deepcopy(self.optimizer.state_dict())
         result.n_iter += 1
         result.loss_curve.append(loss)
         result.best_loss = min(result.best_loss, loss)
@@ -461,11 +473,19 @@ class _Run:
             self.scheduler.step(monitored)
         return self.plateau.stalled
 
+    def restore_last_good(self):
+        """Back to the weights and optimiser state of the last finite epoch."""
+        self.module.load_state_dict(self.last_good)
+        self.optimizer.load_state_dict(self.last_optimizer)
+
     def finish(self):
         """Leave the module with the weights to keep."""
         result = self.result
         if result.interrupted:
-            self.module.load_state_dict(self.best_state if self.data.monitored else self.last_good)
+            # An epoch cut short: its steps are undone with the optimiser's.
+            self.restore_last_good()
+            if self.data.monitored:
+                self.module.load_state_dict(self.best_state)
         elif self.data.monitored and not result.diverged:
             self.module.load_state_dict(self.best_state)
 

@@ -66,7 +66,9 @@ def test_integer_columns_modelled_as_gaussian_come_back_as_integers(make_vae):
 
 
 def test_score_sums_column_log_likelihoods(make_vae, table):
-    vae = make_vae(hidden_layer_sizes=(32,), n_components=2, max_iter=30).fit(table)
+    # Trained until the counts' dispersion is learned: after 30 epochs it is
+    # still near its start, the count tail heavy, and the margin seed-dependent.
+    vae = make_vae(hidden_layer_sizes=(32,), n_components=2, max_iter=100).fit(table)
     base = vae.score_samples(table.iloc[:50])
     odd = table.iloc[:50].copy()
     odd["visits"] = odd["visits"] + 40  # far out in the count tail

@@ -76,10 +76,46 @@ def test_interrupt_leaves_a_working_model(monkeypatch, make_vae, correlated):
 
     monkeypatch.setattr(training, "run_epoch", interrupted_on_third)
     vae = make_vae(max_iter=10)
-    with pytest.warns(UserWarning, match="interrupted after 2 epochs"):
+    with pytest.raises(KeyboardInterrupt, match="interrupted after 2 epochs"):
         vae.fit(X)
     assert vae.n_iter_ == 2
     assert np.isfinite(vae.transform(X)).all() and math.isfinite(vae.score(X))
+
+
+def test_interrupt_stops_a_search(monkeypatch, make_vae, correlated):
+    """A Ctrl-C inside GridSearchCV stops the search (it is not swallowed as a
+    failed fit), as a Ctrl-C anywhere else in the program would."""
+    from sklearn.model_selection import GridSearchCV
+
+    original, calls = training.run_epoch, []
+
+    def interrupted_on_fourth(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(training, "run_epoch", interrupted_on_fourth)
+    search = GridSearchCV(make_vae(max_iter=3), {"n_components": [1, 2, 3]}, cv=2,
+                          error_score=np.nan)
+    with pytest.raises(KeyboardInterrupt):
+        search.fit(correlated)
+    assert len(calls) == 4  # no fit ran after the interrupt
+
+
+def test_interrupt_during_set_up_leaves_the_fitted_model(monkeypatch, make_vae, correlated):
+    X = correlated
+    vae = make_vae(max_iter=2).fit(X)
+    before = vae.transform(X)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(type(vae), "_settings", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        vae.fit(X + 1)
+    monkeypatch.undo()
+    np.testing.assert_array_equal(vae.transform(X), before)
 
 
 # ------------------------------------------------------------- training data
