@@ -311,6 +311,11 @@ class VAETransformer(
     (3, 4)
     >>> bool(vae.score(X) > vae.score(X + 5))
     True
+    >>> vae.kl_per_component_.shape  # nats per latent dimension
+    (2,)
+    >>> auto = VAETransformer(n_components="auto", max_iter=20, random_state=0).fit(X)
+    >>> auto.transform(X).shape[1] == auto.n_components_
+    True
     """
 
     _parameter_constraints = {
