@@ -1,6 +1,8 @@
 """The latent space's size: sample's decoder means, kl_per_component_,
 active_components_ and n_components="auto"."""
 
+import pickle
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -28,6 +30,11 @@ def prior_draws(n_samples, n_components, random_state):
 @pytest.fixture(scope="module")
 def fitted(low_rank):
     return VAETransformer(n_components=6, random_state=0, **CONVERGED).fit(low_rank)
+
+
+@pytest.fixture(scope="module")
+def auto(low_rank):
+    return VAETransformer(n_components="auto", random_state=0, **CONVERGED).fit(low_rank)
 
 
 # ------------------------------------------------------------------- sample
@@ -130,8 +137,8 @@ def test_callback_checkpoints_carry_their_epochs_usage(make_vae, low_rank):
 # ------------------------------------------------------ n_components="auto"
 
 
-def test_auto_chooses_the_used_dimensions(low_rank):
-    vae = VAETransformer(n_components="auto", random_state=0, **CONVERGED).fit(low_rank)
+def test_auto_chooses_the_used_dimensions(auto, low_rank):
+    vae = auto
     assert vae.n_components == "auto"
     assert vae.n_components_ == 2
     assert vae.kl_per_component_.shape == (2,) and vae.active_components_.all()
@@ -147,6 +154,17 @@ def test_auto_chooses_the_used_dimensions(low_rank):
     # Reproducible: the first fit is seeded by random_state too.
     again = VAETransformer(n_components="auto", random_state=0, **CONVERGED).fit(low_rank)
     np.testing.assert_array_equal(again.transform(low_rank), Z)
+
+
+def test_a_saved_auto_model_keeps_its_size_and_usage(auto, low_rank):
+    vae = auto
+    loaded = pickle.loads(pickle.dumps(vae))
+    assert loaded.n_components == "auto" and loaded.n_components_ == vae.n_components_
+    np.testing.assert_array_equal(loaded.kl_per_component_, vae.kl_per_component_)
+    np.testing.assert_array_equal(loaded.active_components_, vae.active_components_)
+    np.testing.assert_array_equal(loaded.transform(low_rank), vae.transform(low_rank))
+    np.testing.assert_array_equal(loaded.sample(3, random_state=0, noise=False),
+                                  vae.sample(3, random_state=0, noise=False))
 
 
 def test_auto_with_one_feature_needs_no_first_fit(make_vae, low_rank):
