@@ -1,4 +1,5 @@
-"""Peak memory of VAETransformer.fit on a 1,000,000 x 100 table.
+"""Peak memory of VAETransformer.fit on a 1,000,000 x 100 table (and of
+``transform`` and ``sample`` on as many rows).
 
 What it measures
 ----------------
@@ -105,6 +106,15 @@ def child(n_rows, dtype_name, early_stopping):
     seconds = time.perf_counter() - start
     peak = _status_kib("VmHWM")
     n_weights = sum(p.numel() for p in vae.module_.parameters())
+    # Inference: the peak above the process before the call, against the output.
+    inference = {}
+    for name, call in [("transform", lambda: vae.transform(X)),
+                       ("sample", lambda: vae.sample(n_rows, random_state=0))]:
+        before = _status_kib("VmRSS")
+        _reset_peak()
+        out = call()
+        inference[name] = [(_status_kib("VmHWM") - before) * 1024, out.nbytes]
+        del out
     print(
         json.dumps(
             {
@@ -114,6 +124,7 @@ def child(n_rows, dtype_name, early_stopping):
                 "data": X.nbytes,
                 "model": 4 * 4 * n_weights,  # weights, gradients, 2 Adam moments (float32)
                 "seconds": seconds,
+                "inference": inference,
             }
         )
     )
@@ -166,10 +177,18 @@ def main(argv=None):
             f"{'yes' if peak < target else 'NO':>4} {case['seconds']:>7.1f}",
             flush=True,
         )
+        if dtype_name == "float32" and not early_stopping:
+            inference = case["inference"]
     print(
         "\nfloat64 input is copied once to float32 for training (half the data's "
         "size), as documented."
     )
+    print("\nInference on the same rows (float32 model above): peak above the process "
+          "before the call, against the output's size (target: under 1.5x the output plus "
+          "64 MiB of working memory for a batch, whatever the number of rows)")
+    for name, (peak, out) in inference.items():
+        print(f"{name:<10} output {out / mib:>8.1f} MiB  peak {peak / mib:>8.1f} MiB  "
+              f"{peak / out:>5.2f}x  {'yes' if peak < 1.5 * out + 64 * mib else 'NO'}")
 
 
 if __name__ == "__main__":

@@ -928,10 +928,10 @@ class VAETransformer(
 
     def _validate_codes(self, Z):
         Z = check_array(Z, dtype=(np.float64, np.float32), input_name="X")
-        if Z.shape[1] != self.n_components_:
+        if Z.shape[1] != self.module_.n_components:
             raise ValueError(
                 f"X has {Z.shape[1]} columns, but inverse_transform expects latent "
-                f"codes with n_components={self.n_components_} columns."
+                f"codes with n_components={self.module_.n_components} columns."
             )
         return Z
 
@@ -978,7 +978,7 @@ class VAETransformer(
             raise ValueError(
                 f"n_importance_samples must be a positive integer; got {n_samples!r}."
             )
-        noise = evaluation_noise(n_samples, self.n_components_, self._eval_seed)
+        noise = evaluation_noise(n_samples, self.module_.n_components, self._eval_seed)
         objective = Objective(n_samples=n_samples)
 
         def bound(module, x, mask):
@@ -1060,17 +1060,25 @@ class VAETransformer(
             raise ValueError(f"n_samples must be a positive integer; got {n_samples!r}.")
         if not isinstance(noise, (bool, np.bool_)):
             raise ValueError(f"noise must be True or False; got {noise!r}.")
-        generator = make_generator(draw_seed(random_state), "cpu")
+        # Two streams, so that the codes do not depend on ``noise``: one for the
+        # codes and one for the draws from the likelihood.
+        codes = make_generator(draw_seed(random_state), "cpu")
+        generator = make_generator(int(torch.randint(MAX_SEED, (1,), generator=codes)), "cpu")
         module = self.module_.eval()
+        # A batch at a time into the output: memory beyond the result stays
+        # bounded however many rows are drawn.
+        out = np.empty((n_samples, module.observation.n_features))
         with torch.no_grad():
-            z = torch.randn((n_samples, self.n_components_), generator=generator)
-            params = module.decode(z)
-            if noise:
-                x = module.observation.sample(params, generator)
-            else:
-                x = module.observation.mean(params)
-        return decode(x.numpy().astype(np.float64), module.observation, self._specs,
-                      self._frame_output)
+            for rows in batch_slices(n_samples, EVAL_BATCH_SIZE):
+                n_rows = rows.stop - rows.start
+                z = torch.randn((n_rows, module.n_components), generator=codes)
+                params = module.decode(z)
+                if noise:
+                    x = module.observation.sample(params, generator)
+                else:
+                    x = module.observation.mean(params)
+                out[rows] = x.numpy()
+        return decode(out, module.observation, self._specs, self._frame_output)
 
     # ------------------------------------------------------------ sklearn glue
 
@@ -1092,7 +1100,8 @@ class VAETransformer(
 
     @property
     def _n_features_out(self):
-        return self.n_components_
+        # The fitted size, whatever set_params has changed since.
+        return self.module_.n_components
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -288,6 +288,8 @@ class Gaussian(Likelihood):
     def set_statistics(self, stats):
         n, loc, m2 = stats["moments"]
         scale = _scale(loc, m2, n)
+        varies = ~_constant(loc, np.sqrt(m2 / n), n) | (stats["gap"] > 0)
+        _check_float32_range(loc, np.sqrt(m2 / n), varies, stats["gap"])
         floor = np.maximum(self.min_variance, (stats["gap"] / scale) ** 2 / 12)
         for buffer, value in [(self.loc, loc), (self.scale, scale), (self.variance_floor, floor)]:
             buffer.copy_(torch.as_tensor(value, dtype=buffer.dtype))
@@ -295,7 +297,7 @@ class Gaussian(Likelihood):
     def _statistics(self, X, columns):
         """Moments and smallest value gap of the ``columns`` of ``X``."""
         n, loc, m2 = column_moment_sums(X, columns)
-        constant = _constant(loc, np.sqrt(m2 / n))
+        constant = _constant(loc, np.sqrt(m2 / n), n)
         gap = smallest_gaps(take(X[:: max(1, len(X) // self._GAP_ROWS)], columns))
         # A column whose few other values all missed the row sample (a pixel
         # lit in a handful of images) would get no floor, and those rows would
@@ -336,12 +338,43 @@ def _scale(loc, m2, n):
     """Standard deviations from moments; as StandardScaler, a constant feature
     keeps unit scale."""
     scale = np.sqrt(m2 / n)
-    scale[_constant(loc, scale)] = 1.0
+    scale[_constant(loc, scale, n)] = 1.0
     return scale
 
 
-def _constant(loc, scale):
-    return scale < 10 * np.finfo(np.float64).eps * np.maximum(np.abs(loc), 1)
+def _constant(loc, scale, n):
+    """Columns whose spread is float64 rounding error (StandardScaler's rule):
+    relative to their mean, not to 1, so finely scaled data keep their spread."""
+    eps = np.finfo(np.float64).eps
+    variance = scale**2
+    return variance <= n * eps * variance + (n * loc * eps) ** 2
+
+
+# Training runs in float32: columns whose values or spread lie beyond what it
+# represents well get a clear error instead of codes that ignore them.
+_FLOAT32_RANGE = (1e-33, 1e33)
+
+
+def _check_float32_range(loc, scale, varies, gap):
+    """``varies``: the columns with more than one value (the spread of values
+    around 1e-200 underflows to 0 in float64's moments; their gaps do not)."""
+    low, high = _FLOAT32_RANGE
+    with np.errstate(invalid="ignore", over="ignore"):
+        small = np.flatnonzero((scale < low) & varies)
+        large = np.flatnonzero(~np.isfinite(loc) | ~np.isfinite(scale)
+                               | (np.abs(loc) + scale > high))
+    if small.size:
+        spread = f"values that vary by about {max(scale[small[0]], gap[small[0]]):.3g}"
+    elif large.size:
+        size = abs(loc[large[0]]) + scale[large[0]]
+        spread = f"values of magnitude {size:.3g}" if np.isfinite(size) else "huge values"
+    else:
+        return
+    raise ValueError(
+        f"A column modelled as Gaussian has {spread}, outside the range ({low:g} to "
+        f"{high:g}) that float32 training represents; rescale the data (for example "
+        "with StandardScaler)."
+    )
 
 
 class Bernoulli(Likelihood):

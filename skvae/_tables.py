@@ -195,6 +195,14 @@ def _float_column(column, name):
     """A DataFrame column as float64, missing entries (NaN, None, pd.NA) as
     NaN, with a clear error for non-numbers and infinity."""
     pd = _pandas()
+    dtype = column.dtype
+    if getattr(dtype, "kind", "") in "mMc" or isinstance(dtype, (pd.PeriodDtype,
+                                                                  pd.IntervalDtype)):
+        raise ValueError(
+            f"Column {name!r} has dtype {dtype}, which is not a number its likelihood "
+            "can model; convert it to numbers first (for dates, e.g. the days since a "
+            "reference date)."
+        )
     try:
         if pd.api.types.is_extension_array_dtype(column.dtype):
             values = column.to_numpy(dtype=np.float64, na_value=np.nan)

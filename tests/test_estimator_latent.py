@@ -22,8 +22,10 @@ CONVERGED = {"hidden_layer_sizes": (32,), "learning_rate_init": 3e-3, "max_iter"
 
 
 def prior_draws(n_samples, n_components, random_state):
-    """The codes ``sample(n_samples, random_state)`` decodes."""
+    """The codes ``sample(n_samples, random_state)`` decodes (fewer than 8192:
+    one batch), from the stream that follows the seed of the likelihood's."""
     generator = make_generator(draw_seed(random_state), "cpu")
+    torch.randint(2**31 - 1, (1,), generator=generator)
     return torch.randn((n_samples, n_components), generator=generator).numpy()
 
 

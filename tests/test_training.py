@@ -355,3 +355,60 @@ def test_epoch_loss_is_the_same_when_its_slots_fill_up(monkeypatch, make_vae, co
     folded = make_vae(**params).fit(correlated32)
     np.testing.assert_allclose(folded.loss_curve_, reference.loss_curve_, rtol=1e-6)
     np.testing.assert_array_equal(folded.transform(correlated32), reference.transform(correlated32))
+
+
+# ----------------------------------------------------- recovery and warm starts
+
+
+def test_training_goes_on_after_a_divergence(make_vae):
+    """The optimiser state goes back with the weights, so a lower learning rate
+    trains on from the last finite epoch."""
+    from skvae import TrainingDivergedError
+
+    X = np.random.RandomState(0).normal(size=(200, 4)) * 1e3
+    vae = make_vae(learning_rate_init=1e6, max_iter=20, likelihood="gaussian")
+    with pytest.raises(TrainingDivergedError):
+        vae.fit(X)
+    assert all(torch.isfinite(v).all() for s in vae._optimizer.state.values()
+               for v in s.values())
+    vae.set_params(learning_rate_init=1e-3)
+    for _ in range(3):
+        vae.partial_fit(X)
+    assert np.isfinite(vae.loss_curve_[-1]) and np.isfinite(vae.score(X))
+
+
+@pytest.mark.parametrize("name, value", [("n_components", 3), ("hidden_layer_sizes", (8,)),
+                                         ("activation", "tanh"), ("min_variance", 0.05)])
+def test_structural_change_on_warm_start_is_refused(make_vae, correlated, name, value):
+    vae = make_vae(max_iter=2).fit(correlated)
+    before = vae.transform(correlated)
+    vae.set_params(**{name: value})
+    for call in (lambda: vae.set_params(warm_start=True).fit(correlated),
+                 lambda: vae.partial_fit(correlated)):
+        with pytest.raises(ValueError, match=f"{name} was changed"):
+            call()
+    np.testing.assert_array_equal(vae.transform(correlated), before)
+    vae.set_params(warm_start=False).fit(correlated)  # a fresh fit takes it
+    assert getattr(vae, name) == value
+
+
+def test_learning_rate_and_alpha_apply_to_a_warm_start(make_vae, correlated):
+    vae = make_vae(max_iter=2, warm_start=True).fit(correlated)
+    vae.set_params(learning_rate_init=0.05, alpha=0.01)
+    vae.partial_fit(correlated)
+    networks = vae._optimizer.param_groups[0]
+    assert networks["lr"] == 0.05 and networks["weight_decay"] == 0.01
+    before = [p.detach().clone() for p in vae.module_.encoder.parameters()]
+    vae.set_params(learning_rate_init=1e-12)
+    vae.partial_fit(correlated)
+    after = list(vae.module_.encoder.parameters())
+    assert max(float((a.detach() - b).abs().max()) for a, b in zip(after, before)) < 1e-8
+
+
+def test_fitted_size_is_used_after_set_params(make_vae, correlated):
+    vae = make_vae(n_components=2, max_iter=2).fit(correlated)
+    vae.set_params(n_components=3)
+    assert vae.sample(4, random_state=0).shape == (4, correlated.shape[1])
+    assert np.isfinite(vae.score_samples(correlated)).all()
+    assert len(vae.get_feature_names_out()) == 2
+    assert vae.inverse_transform(np.zeros((1, 2))).shape == (1, correlated.shape[1])
