@@ -54,6 +54,14 @@ def test_sample_without_noise_is_the_decoder_mean_at_the_prior_draws(fitted, low
     assert np.abs(drawn - means).mean() < 0.2 * low_rank.std(0).mean()
 
 
+def test_draws_and_means_share_their_codes_past_the_first_batch(fitted, low_rank):
+    # sample works 8192 rows at a time: the codes of later batches must not
+    # depend on whether noise was drawn for the earlier ones.
+    means = fitted.sample(8200, random_state=0, noise=False)[8192:]
+    drawn = fitted.sample(8200, random_state=0)[8192:]
+    assert np.abs(drawn - means).mean() < 0.2 * low_rank.std(0).mean()
+
+
 def test_sample_without_noise_keeps_the_table_types(make_vae, table):
     vae = make_vae(max_iter=10).fit(table)
     means = vae.sample(30, random_state=0, noise=False)
