@@ -17,7 +17,8 @@ The keyword arguments a hook declares (keyword-only) are filled in: ``X`` and
 ``y`` (what ``fit`` was given), ``metadata`` (None: the ELBO takes no sample
 weights) and ``fitted_estimator``: a copy of the estimator holding the weights of
 that moment, with ``n_iter_``, ``loss_curve_``, ``best_loss_`` and, with early
-stopping, ``validation_scores_`` so far; built only when a hook asks for it.
+stopping, ``validation_scores_`` so far, and ``kl_per_component_`` and
+``active_components_`` of its weights; built only when a hook asks for it.
 scikit-learn's ``ScoringMonitor`` therefore scores each epoch when ``fit`` gets
 a ``y`` (as in a Pipeline before a classifier).
 """

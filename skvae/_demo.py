@@ -47,6 +47,15 @@ def format_table(rows):
     return "\n".join(lines)
 
 
+def robust_limits(values, coverage=(1, 99), margin=0.1):
+    """Axis limits that show the bulk of ``values``: the given percentiles
+    widened by ``margin`` of their range on each side, so that a few outlying
+    points do not squash the rest into a corner."""
+    low, high = np.percentile(values, coverage)
+    pad = margin * (high - low) if high > low else 1.0
+    return low - pad, high + pad
+
+
 def draw_figure(vae, pca, X_test, y_test, path):
     """Latent spaces of the VAE and PCA, reconstructions and samples, to ``path``."""
     import matplotlib
@@ -60,6 +69,14 @@ def draw_figure(vae, pca, X_test, y_test, path):
         ax = subfig.subplots()
         Z = model.transform(X_test)
         points = ax.scatter(Z[:, 0], Z[:, 1], c=y_test, cmap="tab10", s=8)
+        (x_low, x_high), (y_low, y_high) = robust_limits(Z[:, 0]), robust_limits(Z[:, 1])
+        ax.set_xlim(x_low, x_high)
+        ax.set_ylim(y_low, y_high)
+        outside = np.sum((Z[:, 0] < x_low) | (Z[:, 0] > x_high)
+                         | (Z[:, 1] < y_low) | (Z[:, 1] > y_high))
+        if outside:
+            ax.text(0.99, 0.01, f"{outside} codes outside the view", transform=ax.transAxes,
+                    ha="right", va="bottom", fontsize=8, color="0.4")
         ax.set_title(f"{title}: 2-D codes of held-out digits")
         ax.set_xticks([])
         ax.set_yticks([])
@@ -68,7 +85,9 @@ def draw_figure(vae, pca, X_test, y_test, path):
         ("held-out", X_test[:8]),
         ("VAE recon.", vae.inverse_transform(vae.transform(X_test[:8]))),
         ("PCA recon.", pca.inverse_transform(pca.transform(X_test[:8]))),
-        ("VAE samples", vae.sample(8, random_state=0)),
+        # The decoder's mean at codes drawn from the prior: a draw from the
+        # likelihood would add independent noise to every pixel.
+        ("VAE samples", vae.sample(8, random_state=0, noise=False)),
     ]
     axes = right.subplots(len(rows), 8)
     for (label, images), row in zip(rows, axes):

@@ -37,9 +37,14 @@ class ELBOOutput:
     kl: torch.Tensor
 
 
+def gaussian_kl_terms(mean, log_var):
+    """KL(N(mean_j, exp(log_var_j)) || N(0, 1)) per row and latent dimension j."""
+    return 0.5 * (mean.square() + log_var.exp() - log_var - 1)
+
+
 def gaussian_kl(mean, log_var):
     """KL(N(mean, exp(log_var)) || N(0, I)) per row, summed over latent dimensions."""
-    return 0.5 * (mean.square() + log_var.exp() - log_var - 1).sum(-1)
+    return gaussian_kl_terms(mean, log_var).sum(-1)
 
 
 def standard_normal_log_prob(z):

@@ -19,6 +19,7 @@ from sklearn.base import (
     ClassNamePrefixFeaturesOutMixin,
     TransformerMixin,
     _fit_context,
+    clone,
 )
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -40,7 +41,7 @@ from ._data import (
     to_tensor,
 )
 from ._distributed import SINGLE, ShardError, collective, local_device
-from ._elbo import Objective
+from ._elbo import Objective, gaussian_kl_terms
 from ._likelihoods import LIKELIHOODS
 from ._modules import ACTIVATIONS, ARCHITECTURES, build_module
 from ._persistence import STRUCTURAL, dump_state, load_state
@@ -67,6 +68,18 @@ from ._warn import warn
 
 # Where the documentation lives (the HTML representation links to it).
 DOCS_URL = "https://skvae.readthedocs.io/en/latest/"
+
+
+# A latent dimension is active when its mean KL to the prior over the training
+# rows exceeds this many nats (see ``active_components_``). Dimensions the model
+# has given up keep 0.01-0.04 nats at the end of a fit of a few hundred epochs
+# (digits, breast_cancer), the ones it uses 0.15 and more: 0.1 separates them,
+# where 0.01 (or Burda et al.'s variance of the posterior mean above 0.01)
+# would count most of the abandoned ones as used.
+ACTIVE_KL = 0.1
+# n_components="auto" first fits this many dimensions at most (fewer when there
+# are fewer features) and keeps as many as that fit uses.
+AUTO_MAX_COMPONENTS = 64
 
 
 class TrainingDivergedError(FloatingPointError):
@@ -96,8 +109,14 @@ class VAETransformer(
 
     Parameters
     ----------
-    n_components : int, default=2
-        Number of latent dimensions.
+    n_components : int or "auto", default=2
+        Number of latent dimensions. ``"auto"`` lets the model choose: ``fit``
+        first trains a model with ``min(n_features, 64)`` dimensions, counts
+        the dimensions it uses (its ``active_components_``) and then trains the
+        final model with that many (at least one), so it costs two fits. The
+        chosen size is ``n_components_``. ``partial_fit`` cannot choose, so it
+        needs an int (or a model already fitted with ``"auto"``). See the user
+        guide's "Choosing n_components".
     hidden_layer_sizes : tuple of int, default=(128,)
         Widths of the encoder's hidden layers; the decoder uses them in reverse.
         One layer is the default: on tables of hundreds to thousands of rows it
@@ -235,6 +254,23 @@ class VAETransformer(
     ----------
     module_ : torch.nn.Module
         The trained VAE (on the CPU).
+    n_components_ : int
+        Number of latent dimensions of the fitted model: ``n_components``, or
+        the size chosen under ``n_components="auto"``.
+    kl_per_component_ : ndarray of shape (n_components_,)
+        How much each latent dimension is used: the mean over the rows of the
+        last ``fit`` (or the chunk of the last ``partial_fit``) of KL(q(z_j | x)
+        || N(0, 1)), in nats. It sums to the mean KL term of the ELBO on those
+        rows, and bounds from above the information (in nats) that dimension
+        ``j`` carries about a row. A dimension near 0 is unused: its code is
+        the prior whatever the row. It plays the part of PCA's
+        ``explained_variance_``; ``kl_per_component_ / kl_per_component_.sum()``
+        that of ``explained_variance_ratio_``. Unlike PCA's, the dimensions are
+        not sorted.
+    active_components_ : ndarray of bool of shape (n_components_,)
+        The dimensions the model uses: those whose ``kl_per_component_``
+        exceeds 0.1 nats. (Dimensions the model has given up are pushed to the
+        prior slowly and keep a few hundredths of a nat at the end of a fit.)
     n_iter_ : int
         Number of epochs run.
     loss_curve_ : list of float
@@ -278,10 +314,15 @@ class VAETransformer(
     (3, 4)
     >>> bool(vae.score(X) > vae.score(X + 5))
     True
+    >>> vae.kl_per_component_.shape  # nats per latent dimension
+    (2,)
+    >>> auto = VAETransformer(n_components="auto", max_iter=20, random_state=0).fit(X)
+    >>> auto.transform(X).shape[1] == auto.n_components_
+    True
     """
 
     _parameter_constraints = {
-        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "n_components": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
         "activation": [StrOptions(set(ACTIVATIONS))],
         "likelihood": [StrOptions(set(LIKELIHOODS) | {"auto"}), dict, list, tuple, callable],
@@ -447,7 +488,14 @@ class VAETransformer(
         >>> vae.n_iter_
         4
         """
-        self._train(X, y, 1, hasattr(self, "module_"), early_stopping=False)
+        continuing = hasattr(self, "module_")
+        if self.n_components == "auto" and not continuing:
+            raise ValueError(
+                'n_components="auto" needs fit, which can train more than once: '
+                "partial_fit sees one chunk at a time. Pass an int, or call partial_fit "
+                'on a model already fitted with n_components="auto".'
+            )
+        self._train(X, y, 1, continuing, early_stopping=False)
         return self
 
     def _train(self, X, y, max_iter, continuing, early_stopping):
@@ -465,7 +513,10 @@ class VAETransformer(
                 X = self._encode(raw)
                 missing = group.any(missing_entries(X))
             else:
-                X, missing = self._initialise(raw, group)
+                n_components = self.n_components
+                if n_components == "auto":
+                    n_components = self._choose_n_components(raw, y)
+                X, missing = self._initialise(raw, group, n_components)
             settings = self._settings(max_iter, X.shape[0])
             seed = int(torch.randint(MAX_SEED, (1,), generator=self._generator))
             # Each rank shuffles its own shard and draws its own noise.
@@ -481,7 +532,8 @@ class VAETransformer(
         context.call_on_fit_task_begin(estimator=self, X=raw, y=y)
         hooks = [
             Progress(self.verbose),
-            EpochCallbacks(self, context, self._fitted_attributes, raw, y),
+            EpochCallbacks(self, context,
+                           lambda record: self._fitted_attributes(record, X, device), raw, y),
         ]
         module = self.module_.to(device)
         move_optimizer_state(self._optimizer, device)
@@ -494,6 +546,7 @@ class VAETransformer(
             self.module_ = module.to("cpu")
             move_optimizer_state(self._optimizer, torch.device("cpu"))
         self._record(result, early_stopping)
+        self._record_latent_usage(self.module_, X, device, group)
         context.call_on_fit_task_end(estimator=self, X=raw, y=y, reconstruction_attributes={})
         self._report(result, max_iter, warn_unconverged=max_iter > 1)
 
@@ -546,10 +599,59 @@ class VAETransformer(
                 ))
         return raw
 
-    def _initialise(self, raw, group=SINGLE):
+    def _choose_n_components(self, raw, y):
+        """The size ``n_components="auto"`` chooses for the validated input
+        ``raw``: the number of active dimensions (at least one) of a model
+        first fitted with ``min(n_features, AUTO_MAX_COMPONENTS)``."""
+        largest = min(raw.shape[1], AUTO_MAX_COMPONENTS)
+        if largest == 1:
+            return 1
+        probe = clone(self).set_params(n_components=largest, warm_start=False)
+        # The callbacks watch the final fit only.
+        probe.__dict__.pop("_skl_callbacks", None)
+        with warnings.catch_warnings():
+            # The final fit warns when it does not converge; the probe need not.
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            probe.fit(raw, y)
+        return max(1, int(probe.active_components_.sum()))
+
+    def _record_latent_usage(self, module, X, device, group=SINGLE):
+        """Set ``kl_per_component_`` and ``active_components_`` for ``module``
+        on the coded rows ``X`` (over all ranks' rows under ``group``)."""
+        for name, value in self._latent_usage(module, X, device, group).items():
+            setattr(self, name, value)
+
+    @staticmethod
+    def _latent_usage(module, X, device, group=SINGLE):
+        """``kl_per_component_`` and ``active_components_`` of ``module`` (left
+        where and as it was) on the coded rows ``X``, computed on ``device``."""
+        if device.type != "cpu":
+            module = copy.deepcopy(module).to(device)
+        training = module.training
+        module.eval()
+        missing = missing_entries(X)
+        total = torch.zeros(module.n_components, dtype=torch.float64)
+        try:
+            with torch.no_grad():
+                for rows in batch_slices(X.shape[0], EVAL_BATCH_SIZE):
+                    x = to_tensor(X[rows], device)
+                    mean, log_var = module.encode(x, observed(x) if missing else None)
+                    total += gaussian_kl_terms(mean.double(), log_var.double()).sum(0).cpu()
+        finally:
+            module.train(training)
+        total = group.sum(total)
+        n_rows = group.sum([float(X.shape[0])])[0]
+        kl = (total / n_rows).numpy()
+        return {"kl_per_component_": kl, "active_components_": kl > ACTIVE_KL}
+
+    def _initialise(self, raw, group=SINGLE, n_components=None):
         """Build a fresh module, optimiser and random streams for the validated
-        input ``raw``; returns it coded as the float matrix the model sees, and
-        whether that matrix has missing entries."""
+        input ``raw``, with ``n_components`` latent dimensions (the parameter's
+        value when None); returns it coded as the float matrix the model sees,
+        and whether that matrix has missing entries."""
+        if n_components is None:
+            n_components = self.n_components
+        self.n_components_ = n_components
         seed = group.broadcast(draw_seed(self.random_state))
         self._generator = make_generator(seed, "cpu")
         self._eval_seed = int(torch.randint(MAX_SEED, (1,), generator=self._generator))
@@ -577,7 +679,7 @@ class VAETransformer(
             self._check_missing(X, observation)
         structure = {
             "architecture": self.architecture,
-            "n_components": self.n_components,
+            "n_components": n_components,
             "options": options,
             "encoder": self.encoder,
             "decoder": self.decoder,
@@ -652,17 +754,23 @@ class VAETransformer(
             compile=self.compile,
         )
 
-    def _fitted_attributes(self, record):
+    def _fitted_attributes(self, record, X=None, device=None):
         """Attributes that make a copy of this estimator usable with the weights
-        of ``record``'s epoch (for callbacks' ``fitted_estimator``)."""
+        of ``record``'s epoch (for callbacks' ``fitted_estimator``); with the
+        coded training rows ``X``, also how much each latent dimension is used
+        (on this process's rows, computed on ``device``)."""
         result = copy.deepcopy(record.result)
         module = copy.deepcopy(record.module).to("cpu")
+        usage = {}
+        if X is not None:
+            usage = self._latent_usage(module, X, device or torch.device("cpu"))
         # Its own optimiser (the live one's state, on the copy's parameters) and
         # history, so that a checkpoint can go on training on its own.
         optimizer = make_optimizer(module, self.learning_rate_init, self.alpha)
         optimizer.load_state_dict(self._optimizer.state_dict())
         attributes = {"module_": module, "_optimizer": optimizer, "_history": result}
         attributes.update(self._fitted_curves(result, result.validation_scores))
+        attributes.update(usage)
         return attributes
 
     @staticmethod
@@ -774,7 +882,7 @@ class VAETransformer(
 
         Returns
         -------
-        Z : ndarray of shape (n_samples, n_components)
+        Z : ndarray of shape (n_samples, n_components_)
             Posterior means; float32 for float32 input, float64 otherwise.
 
         Examples
@@ -795,7 +903,7 @@ class VAETransformer(
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_components)
+        X : array-like of shape (n_samples, n_components_)
             Latent codes, such as the output of ``transform``.
 
         Returns
@@ -909,8 +1017,14 @@ class VAETransformer(
         """
         return float(np.mean(self.score_samples(X)))
 
-    def sample(self, n_samples=1, random_state=None):
+    def sample(self, n_samples=1, random_state=None, *, noise=True):
         """Draw new rows from the model: z from the prior, then x from p(x | z).
+
+        With ``noise=False`` the rows are the decoder's mean at the drawn codes
+        instead of draws from p(x | z): what ``inverse_transform`` returns for
+        them. Use it for images, where independent noise on every pixel hides
+        the picture; keep the draws for synthetic tables and wherever the
+        spread of the data matters.
 
         Parameters
         ----------
@@ -918,6 +1032,12 @@ class VAETransformer(
             Number of rows to draw.
         random_state : int, RandomState instance or None, default=None
             Seeds the draw; an int makes it reproducible.
+        noise : bool, default=True
+            Whether to draw each row from the likelihood p(x | z) (True), or to
+            return the decoder's mean at z (False): for categorical columns the
+            most probable category, for counts the mean rounded to an integer,
+            as ``inverse_transform``. The codes z are the same either way for
+            the same ``random_state``.
 
         Returns
         -------
@@ -934,11 +1054,18 @@ class VAETransformer(
         >>> vae = VAETransformer(max_iter=5, random_state=0).fit(X)
         >>> np.array_equal(vae.sample(4, random_state=1), vae.sample(4, random_state=1))
         True
+        >>> vae.sample(4, random_state=1, noise=False).shape  # decoder means
+        (4, 5)
         """
         check_is_fitted(self)
         if not (isinstance(n_samples, Integral) and n_samples >= 1):
             raise ValueError(f"n_samples must be a positive integer; got {n_samples!r}.")
-        generator = make_generator(draw_seed(random_state), "cpu")
+        if not isinstance(noise, (bool, np.bool_)):
+            raise ValueError(f"noise must be True or False; got {noise!r}.")
+        # Two streams, so that the codes do not depend on ``noise``: one for the
+        # codes and one for the draws from the likelihood.
+        codes = make_generator(draw_seed(random_state), "cpu")
+        generator = make_generator(int(torch.randint(MAX_SEED, (1,), generator=codes)), "cpu")
         module = self.module_.eval()
         # A batch at a time into the output: memory beyond the result stays
         # bounded however many rows are drawn.
@@ -946,8 +1073,13 @@ class VAETransformer(
         with torch.no_grad():
             for rows in batch_slices(n_samples, EVAL_BATCH_SIZE):
                 n_rows = rows.stop - rows.start
-                z = torch.randn((n_rows, module.n_components), generator=generator)
-                out[rows] = module.observation.sample(module.decode(z), generator).numpy()
+                z = torch.randn((n_rows, module.n_components), generator=codes)
+                params = module.decode(z)
+                if noise:
+                    x = module.observation.sample(params, generator)
+                else:
+                    x = module.observation.mean(params)
+                out[rows] = x.numpy()
         return decode(out, module.observation, self._specs, self._frame_output)
 
     # ------------------------------------------------------------ sklearn glue

@@ -76,14 +76,14 @@ def transform(estimator, X):
 
     Returns
     -------
-    Z : dask.array.Array of shape (n_samples, n_components), or dask DataFrame
+    Z : dask.array.Array of shape (n_samples, n_components_), or dask DataFrame
         A dask array for array input (float32 for float32 input, else
         float64); for a DataFrame a dask DataFrame whose columns are
         ``estimator.get_feature_names_out()``, partitioned as ``X``.
     """
     X = _check(estimator, X)
     model = dask.delayed(estimator, pure=True)
-    k = estimator.n_components
+    k = estimator.n_components_
     if _is_frame(X):
         names = list(estimator.get_feature_names_out())
         meta = _empty_frame(names, np.float64)
@@ -136,7 +136,7 @@ def inverse_transform(estimator, Z):
     ----------
     estimator : VAETransformer
         A fitted estimator.
-    Z : dask.array.Array of shape (n_samples, n_components)
+    Z : dask.array.Array of shape (n_samples, n_components_)
         Latent codes.
 
     Returns
@@ -148,10 +148,10 @@ def inverse_transform(estimator, Z):
     Z = _check(estimator, Z)
     if _is_frame(Z):
         Z = Z.to_dask_array(lengths=True).rechunk({1: -1})
-    if Z.shape[1] != estimator.n_components:
+    if Z.shape[1] != estimator.n_components_:
         raise ValueError(
             f"Z has {Z.shape[1]} columns, but inverse_transform expects latent codes "
-            f"with n_components={estimator.n_components} columns."
+            f"with n_components={estimator.n_components_} columns."
         )
     model = dask.delayed(estimator, pure=True)
     meta = estimator.inverse_transform(np.zeros((1, Z.shape[1]), dtype=Z.dtype))
@@ -165,7 +165,7 @@ def inverse_transform(estimator, Z):
                         chunks=(Z.chunks[0], (meta.shape[1],)))
 
 
-def sample(estimator, n_samples, chunks=100_000, random_state=None):
+def sample(estimator, n_samples, chunks=100_000, random_state=None, *, noise=True):
     """Lazy ``estimator.sample``: ``n_samples`` new rows, drawn block by block.
 
     Parameters
@@ -179,6 +179,9 @@ def sample(estimator, n_samples, chunks=100_000, random_state=None):
     random_state : int, RandomState instance or None, default=None
         Seeds the blocks' draws (one seed per block, drawn from it); an int
         makes the result reproducible, whatever computes it.
+    noise : bool, default=True
+        Draw the rows from the likelihood (True) or return the decoder's mean
+        at the drawn codes (False), as in :meth:`VAETransformer.sample`.
 
     Returns
     -------
@@ -194,8 +197,8 @@ def sample(estimator, n_samples, chunks=100_000, random_state=None):
     sizes = [min(chunks, n_samples - start) for start in range(0, n_samples, chunks)]
     seeds = check_random_state(random_state).randint(MAX_SEED, size=len(sizes))
     model = dask.delayed(estimator, pure=True)
-    meta = estimator.sample(1, random_state=0)
-    blocks = [dask.delayed(_draw, pure=True)(model, size, int(seed))
+    meta = estimator.sample(1, random_state=0, noise=noise)
+    blocks = [dask.delayed(_draw, pure=True)(model, size, int(seed), noise)
               for size, seed in zip(sizes, seeds)]
     if hasattr(meta, "iloc"):
         return _dd().from_delayed(blocks, meta=meta.iloc[:0], divisions=None)
@@ -205,14 +208,14 @@ def sample(estimator, n_samples, chunks=100_000, random_state=None):
     ])
 
 
-def _draw(estimator, size, seed):
-    return estimator.sample(size, random_state=seed)
+def _draw(estimator, size, seed, noise=True):
+    return estimator.sample(size, random_state=seed, noise=noise)
 
 
 def _block(method):
     def apply(block, est):
         if block.shape[0] == 0:
-            width = est.n_components if method == "transform" else est.n_features_in_
+            width = est.n_components_ if method == "transform" else est.n_features_in_
             return np.zeros((0, width), dtype=block.dtype)
         return getattr(est, method)(block)
 

@@ -59,6 +59,12 @@ def test_sample_is_lazy_and_reproducible(client, fitted):
     np.testing.assert_array_equal(first, again)
     other = skvae_dask.sample(vae, 250, chunks=100, random_state=1).compute(scheduler="sync")
     assert not np.array_equal(first, other)
+    # The decoder's means at the same codes, block by block.
+    means = skvae_dask.sample(vae, 250, chunks=100, random_state=0, noise=False)
+    seeds = np.random.RandomState(0).randint(2**31 - 1, size=3)
+    expected = np.vstack([vae.sample(size, random_state=int(seed), noise=False)
+                          for size, seed in zip((100, 100, 50), seeds)])
+    np.testing.assert_array_equal(means.compute(scheduler="sync"), expected)
 
 
 @pytest.mark.slow

@@ -112,6 +112,21 @@ def test_two_ranks_train_one_model_like_one_process_on_all_rows(tmp_path):
     # And the model scores held-out rows as one process trained on all rows does.
     single = VAETransformer(**{**PARAMS, "early_stopping": True}).fit(X)
     assert a.score(held_out) == pytest.approx(single.score(held_out), abs=0.5)
+    # The use of each latent dimension is measured on all ranks' rows.
+    np.testing.assert_array_equal(a.kl_per_component_, b.kl_per_component_)
+    on_all_rows = a._latent_usage(a.module_, a._encode(X), torch.device("cpu"))
+    np.testing.assert_allclose(a.kl_per_component_, on_all_rows["kl_per_component_"],
+                               rtol=1e-6)
+
+
+@pytest.mark.slow
+def test_ranks_agree_on_the_size_auto_chooses(tmp_path):
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(400, 2)) @ rng.normal(size=(2, 6)) + 0.1 * rng.normal(size=(400, 6))
+    params = {**PARAMS, "n_components": "auto", "max_iter": 150}
+    a, b = run_ranks(tmp_path, [X[:150], X[150:]], params)
+    assert a.n_components_ == b.n_components_ == 2
+    np.testing.assert_array_equal(a.transform(X), b.transform(X))
 
 
 @pytest.mark.slow

@@ -10,6 +10,7 @@ ORDER = [
     "plot_conv_digits.py",
     "plot_mixed_table.py",
     "plot_model_selection.py",
+    "plot_latent_size.py",
     "plot_pipeline_classifier.py",
     "plot_anomaly_detection.py",
 ]

@@ -28,7 +28,6 @@ import time
 import warnings
 
 import matplotlib.pyplot as plt
-import numpy as np
 from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
@@ -79,20 +78,19 @@ def show(images, axes_row, title):
 # ------------------------------
 # The first row shows test images, the second their reconstructions
 # ``inverse_transform(transform(X))``: for a Bernoulli likelihood, the
-# probability that each pixel is "on". The third row decodes codes drawn from
-# the prior N(0, I) with ``inverse_transform``, and the last shows what
-# ``sample`` returns: pixels drawn from the likelihood, so black-and-white
-# images.
+# probability that each pixel is "on". The third row shows new digits,
+# ``sample(noise=False)``: the decoder's mean at codes drawn from the prior
+# N(0, I). The last shows what ``sample`` returns by default for the same
+# codes: pixels drawn from the likelihood, so black-and-white images.
 n_shown = 10
 reconstructed = conv_vae.inverse_transform(conv_vae.transform(X_test[:n_shown]))
-codes = np.random.default_rng(0).standard_normal((n_shown, conv_vae.n_components))
-decoded = conv_vae.inverse_transform(codes)
+decoded = conv_vae.sample(n_shown, random_state=0, noise=False)
 drawn = conv_vae.sample(n_shown, random_state=0)
 
 fig, axes = plt.subplots(4, n_shown, figsize=(10, 4.8), layout="constrained")
 show(X_test[:n_shown], axes[0], "test image")
 show(reconstructed, axes[1], "reconstruction")
-show(decoded, axes[2], "decoded prior\ndraw")
+show(decoded, axes[2], "sample(\nnoise=False)")
 show(drawn, axes[3], "sample()")
 plt.show()
 

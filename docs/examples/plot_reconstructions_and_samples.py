@@ -9,9 +9,10 @@ rows (``sample``). This example fits a Bernoulli VAE with eight latent
 dimensions to the 8x8 digits and shows
 
 * test images next to their reconstructions, ``inverse_transform(transform(X))``;
-* new images decoded from codes drawn from the prior N(0, I);
-* what ``sample`` returns: pixels drawn from the Bernoulli likelihood, so
-  black-and-white images, rather than the decoder's mean.
+* new images, ``sample(noise=False)``: the decoder's mean at codes drawn from
+  the prior N(0, I), which is what to show for images;
+* what ``sample`` returns by default: pixels drawn from the Bernoulli
+  likelihood, so black-and-white images.
 """
 
 # %%
@@ -71,17 +72,18 @@ plt.show()
 # %%
 # New digits from the prior
 # -------------------------
-# Codes drawn from the prior N(0, I) and decoded with ``inverse_transform``
-# give smooth new images. ``sample`` goes one step further and draws the pixels
-# themselves from the likelihood p(x | z), which for a Bernoulli model gives
-# binary images.
-rng = np.random.default_rng(0)
-codes = rng.standard_normal((n_shown, vae.n_components))
-decoded_means = vae.inverse_transform(codes)
+# ``sample(noise=False)`` draws codes from the prior N(0, I) and returns the
+# decoder's mean for each, what ``inverse_transform`` gives for those codes:
+# smooth new images. By default ``sample`` goes one step further and draws the
+# pixels themselves from the likelihood p(x | z), independently of one
+# another, which for a Bernoulli model gives binary images: a fair draw from
+# the model, but a poor picture of what it has learned. The same
+# ``random_state`` gives the same codes, so each column shows one code.
+decoded_means = vae.sample(n_shown, random_state=0, noise=False)
 drawn = vae.sample(n_shown, random_state=0)
 
 fig, axes = plt.subplots(2, n_shown, figsize=(10, 2.6), layout="constrained")
-show(decoded_means, axes[0], "decoder mean")
+show(decoded_means, axes[0], "sample(noise=False)")
 show(drawn, axes[1], "sample()")
 plt.show()
 
