@@ -8,6 +8,7 @@ one of the modules that import scikit-learn.
 """
 
 import contextlib
+import warnings
 import copy
 from numbers import Integral, Real
 
