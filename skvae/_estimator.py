@@ -57,6 +57,7 @@ from ._tables import (
 from ._training import (
     TrainingData,
     TrainingSettings,
+    auto_batch_size,
     make_optimizer,
     move_optimizer_state,
     train_module,
@@ -142,11 +143,16 @@ class VAETransformer(
         Your own decoder network: called as ``decoder(n_components, n_params)``,
         it maps ``(batch, n_components)`` to ``(batch, n_params)``, the
         likelihoods' parameters.
-    min_variance : float, default=1e-3
+    min_variance : float, default=1e-6
         Floor on each Gaussian feature's variance, in units of that feature's
-        training variance: it keeps a (nearly) constant feature from driving the
-        likelihood to infinity. Features recorded on a grid (such as grey levels)
-        get a higher floor, the variance of a uniform spread over the grid step.
+        training variance: it keeps a feature the decoder can predict exactly
+        from driving the likelihood to infinity. Features recorded on a grid
+        (such as grey levels or rounded measurements) get a higher floor, the
+        variance of a uniform spread over the grid step, ``gap**2 / 12``; a
+        constant training feature gets ``max(min_variance, 1e-3)`` in its own
+        units. The default is low so that precise continuous data are not
+        capped below PCA's or FactorAnalysis's likelihood (see the user guide's
+        "Training").
     beta : float, default=1.0
         Weight of the KL term (beta-VAE). ``beta=1`` is the true ELBO.
     kl_warmup_epochs : int, default=0
@@ -160,26 +166,36 @@ class VAETransformer(
         estimate log p(x); 1 gives the ELBO.
     max_iter : int, default=200
         Maximum number of epochs (passes over the data).
-    batch_size : int, default=128
-        Rows per minibatch (clipped to the number of rows).
-    learning_rate_init : float, default=1e-3
+    batch_size : int or "auto", default="auto"
+        Rows per minibatch (clipped to the number of rows). ``"auto"`` takes a
+        quarter of the training rows, rounded up, within [32, 512]: about four
+        optimiser steps per epoch on small tables (so that ``max_iter`` epochs
+        are enough steps), and large batches, which are cheaper per row, on
+        large ones.
+    learning_rate_init : float, default=3e-3
         Adam's learning rate.
     learning_rate : {"constant", "adaptive"}, default="constant"
         ``"adaptive"`` divides the learning rate by 5 whenever the monitored loss
-        has not improved by ``tol`` for ``max(1, n_iter_no_change // 2)`` epochs.
+        has not improved by ``tol`` for half the patience (see
+        ``n_iter_no_change``), at least one epoch.
     alpha : float, default=0.0
         L2 penalty (Adam weight decay).
     max_grad_norm : float or None, default=None
         Clip the gradient's global norm to this value at each step.
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the rows, stop when their ELBO has not
-        improved by ``tol`` for ``n_iter_no_change`` epochs, and keep the weights
-        that scored best on them.
+        improved by ``tol`` for the patience of ``n_iter_no_change``, and keep
+        the weights that scored best on them.
     validation_fraction : float, default=0.1
         Share of rows held out when ``early_stopping`` is on.
     n_iter_no_change : int, default=10
-        Epochs without improvement (of the training loss, or of the validation ELBO
-        with ``early_stopping``) before training stops.
+        Patience: epochs without improvement (of the training loss, or of the
+        validation ELBO with ``early_stopping``) before training stops, but
+        never fewer epochs than make 100 optimiser steps. On a small table an
+        epoch is a few steps, and 10 of them end training on its first
+        plateau; the patience in epochs is therefore ``max(n_iter_no_change,
+        ceil(100 / steps_per_epoch))``, where ``steps_per_epoch`` is the
+        number of training rows divided by ``batch_size``, rounded up.
     tol : float, default=1e-4
         Smallest improvement, in nats per row, that counts.
     warm_start : bool, default=False
@@ -290,7 +306,7 @@ class VAETransformer(
         "n_importance_samples": [Interval(Integral, 1, None, closed="left")],
         "n_score_samples": [Interval(Integral, 1, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
         "learning_rate": [StrOptions({"constant", "adaptive"})],
         "alpha": [Interval(Real, 0, None, closed="left")],
@@ -320,14 +336,14 @@ class VAETransformer(
         conv_channels=(32, 64),
         encoder=None,
         decoder=None,
-        min_variance=1e-3,
+        min_variance=1e-6,
         beta=1.0,
         kl_warmup_epochs=0,
         n_importance_samples=1,
         n_score_samples=32,
         max_iter=200,
-        batch_size=128,
-        learning_rate_init=1e-3,
+        batch_size="auto",
+        learning_rate_init=3e-3,
         learning_rate="constant",
         alpha=0.0,
         max_grad_norm=None,
@@ -459,7 +475,10 @@ class VAETransformer(
                 missing = group.any(missing_entries(X))
             else:
                 X, missing = self._initialise(raw, group)
-            settings = self._settings(max_iter, X.shape[0])
+            n_rows = X.shape[0]
+            if self.batch_size == "auto":  # every rank sizes batches on the largest shard
+                n_rows = max(group.all_gather(n_rows))
+            settings = self._settings(max_iter, n_rows)
             seed = int(torch.randint(MAX_SEED, (1,), generator=self._generator))
             # Each rank shuffles its own shard and draws its own noise.
             generator = make_generator(seed + group.rank, device)
@@ -612,7 +631,8 @@ class VAETransformer(
     def _settings(self, max_iter, n_samples):
         return TrainingSettings(
             max_iter=max_iter,
-            batch_size=min(self.batch_size, n_samples),
+            batch_size=(auto_batch_size(n_samples) if self.batch_size == "auto"
+                        else min(self.batch_size, n_samples)),
             tol=self.tol,
             n_iter_no_change=self.n_iter_no_change,
             learning_rate=self.learning_rate,
