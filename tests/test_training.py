@@ -271,117 +271,13 @@ def test_batch_size_auto_and_explicit(make_vae, correlated):
     assert steps_taken(explicit) == {2}
 
 
-def test_defaults_converge_on_a_small_table(digits):
-    """At the default settings a small table trains to convergence, with no
-    ConvergenceWarning, with or without early stopping."""
+def test_defaults_with_early_stopping_converge_on_a_small_table(digits):
+    """At the default settings with early stopping, a small table trains to
+    convergence, with no ConvergenceWarning, for at least the patience in steps."""
     X = digits[0][:150, ::4]  # 150 rows, 16 pixels on a grid
-    for early_stopping in (True, False):
-        vae = VAETransformer(early_stopping=early_stopping, random_state=0)
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", ConvergenceWarning)
-            vae.fit(X)
-        assert vae.n_iter_ < vae.max_iter
-
-
-def test_gradient_clipping_bounds_the_step(make_vae, correlated):
-    X = correlated
-    vae = make_vae(max_iter=1).fit(X)
-    module, optimizer = vae.module_, torch.optim.SGD(vae.module_.parameters(), lr=0.0)
-    x = torch.as_tensor(X, dtype=torch.float32)
-    noise = torch.randn(1, x.shape[0], vae.n_components, generator=torch.Generator().manual_seed(0))
-    settings = training.TrainingSettings(max_grad_norm=1e-3)
-    loss = lambda x, noise, weight: Objective()(module, x, noise, weight).loss  # noqa: E731
-    training.train_step(module, optimizer, x, noise, 1.0, settings, loss)
-    norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in module.parameters()]))
-    assert norm.item() == pytest.approx(1e-3, rel=1e-3)
-
-
-# ------------------------------------------------------- objective schedules
-
-
-def test_kl_warmup_changes_training(make_vae, correlated):
-    X = correlated
-    plain, warm = make_vae(max_iter=4).fit(X), make_vae(max_iter=4, kl_warmup_epochs=4).fit(X)
-    # With a KL weight below one the training loss is lower than the true -ELBO.
-    assert warm.loss_curve_[0] < plain.loss_curve_[0]
-
-
-def test_beta_weights_the_kl_term(make_vae, correlated):
-    X = correlated
-    low, high = make_vae(beta=0.1, max_iter=30).fit(X), make_vae(beta=4.0, max_iter=30).fit(X)
-    # A heavier KL pushes the posterior means towards the prior's.
-    assert np.abs(high.transform(X)).mean() < np.abs(low.transform(X)).mean()
-
-
-def test_importance_weighted_training(make_vae, correlated):
-    X = correlated
-    vae = make_vae(n_importance_samples=5, max_iter=10).fit(X)
-    assert np.isfinite(vae.loss_curve_).all()
-    assert vae.loss_curve_[-1] < vae.loss_curve_[0]
-
-
-# ----------------------------------------------------------- mixed precision
-
-
-def test_mixed_precision_runs_the_networks_in_bfloat16(monkeypatch, make_vae, correlated32):
-    X32 = correlated32
-    seen = []
-    vae = make_vae(max_iter=1, batch_size=10)
-    vae.fit(X32)
-    module = vae.module_
-    module.encoder.register_forward_hook(lambda mod, args, out: seen.append(out.dtype))
-    x = torch.as_tensor(X32[:20])
-    noise = torch.zeros(1, 20, vae.n_components)
-    with training.autocast(torch.device("cpu"), True):
-        out = Objective()(module, x, noise)
-    # The network ran in bfloat16; the objective comes back in float32.
-    assert seen == [torch.bfloat16]
-    assert out.loss.dtype == out.bound.dtype == torch.float32
-
-
-def test_mixed_precision_fit_trains_close_to_full_precision(make_vae, correlated32):
-    X32 = correlated32
-    full = make_vae(max_iter=5, batch_size=10).fit(X32)
-    mixed = make_vae(max_iter=5, batch_size=10, mixed_precision=True).fit(X32)
-    assert np.isfinite(mixed.loss_curve_).all()
-    # bfloat16 changes the trajectory, but not what is learned.
-    assert not np.array_equal(full.loss_curve_, mixed.loss_curve_)
-    assert mixed.loss_curve_[-1] < mixed.loss_curve_[0]
-    assert mixed.score(X32) == pytest.approx(full.score(X32), abs=0.5)
-    assert mixed.transform(X32).dtype == np.float32
-
-
-# --------------------------------------------------------------- compilation
-
-
-def test_compile_failure_is_reported_clearly(monkeypatch, make_vae, correlated32):
-    X32 = correlated32
-
-    def broken(*args, **kwargs):
-        raise AssertionError("inductor: no working C++ compiler found\nlong trace ...")
-
-    monkeypatch.setattr(torch, "compile", lambda fn, **kwargs: broken)
-    with pytest.raises(RuntimeError, match="compile=True: torch.compile could not compile"):
-        make_vae(max_iter=3, batch_size=10, compile=True).fit(X32)
-
-
-@pytest.mark.slow
-@pytest.mark.skipif(shutil.which("c++") is None, reason="torch.compile needs a C++ compiler")
-def test_compiled_step_trains_as_the_eager_one(make_vae, correlated32):
-    X32 = correlated32
-    params = {"max_iter": 3, "kl_warmup_epochs": 2, "batch_size": 32}  # a partial last batch
-    eager = make_vae(**params).fit(X32)
-    compiled = make_vae(compile=True, **params).fit(X32)
-    # Same data order, noise and initial weights; the compiled kernels may round
-    # differently, so the curves agree closely but not bit for bit.
-    np.testing.assert_allclose(compiled.loss_curve_, eager.loss_curve_, rtol=1e-3)
-    assert compiled.score(X32) == pytest.approx(eager.score(X32), rel=1e-2)
-
-
-def test_epoch_loss_is_the_same_when_its_slots_fill_up(monkeypatch, make_vae, correlated32):
-    params = {"max_iter": 2, "batch_size": 7}  # 29 batches, the last one partial
-    reference = make_vae(**params).fit(correlated32)
-    monkeypatch.setattr(training, "LOSS_SLOTS", 4)  # folded every 4 batches
-    folded = make_vae(**params).fit(correlated32)
-    np.testing.assert_allclose(folded.loss_curve_, reference.loss_curve_, rtol=1e-6)
-    np.testing.assert_array_equal(folded.transform(correlated32), reference.transform(correlated32))
+    vae = VAETransformer(early_stopping=True, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        vae.fit(X)
+    assert vae.n_iter_ < vae.max_iter
+    assert min(steps_taken(vae)) > training.MIN_PATIENCE_STEPS
