@@ -58,6 +58,7 @@ from ._training import (
     TrainingData,
     TrainingSettings,
     auto_batch_size,
+    auto_learning_rate,
     make_optimizer,
     move_optimizer_state,
     train_module,
@@ -172,8 +173,11 @@ class VAETransformer(
         optimiser steps per epoch on small tables (so that ``max_iter`` epochs
         are enough steps), and large batches, which are cheaper per row, on
         large ones.
-    learning_rate_init : float, default=3e-3
-        Adam's learning rate.
+    learning_rate_init : float or "auto", default="auto"
+        Adam's learning rate. ``"auto"`` scales it with the square root of the
+        batch size (the square-root rule for Adam), ``1e-3 * sqrt(batch_size /
+        32)``: 1e-3 for batches of 32 rows, 2e-3 for 128, 4e-3 for 512. Larger
+        rates overfitted small tables; smaller ones made large batches slow.
     learning_rate : {"constant", "adaptive"}, default="constant"
         ``"adaptive"`` divides the learning rate by 5 whenever the monitored loss
         has not improved by ``tol`` for half the patience (see
@@ -307,7 +311,7 @@ class VAETransformer(
         "n_score_samples": [Interval(Integral, 1, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
-        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
         "learning_rate": [StrOptions({"constant", "adaptive"})],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "max_grad_norm": [Interval(Real, 0, None, closed="neither"), None],
@@ -343,7 +347,7 @@ class VAETransformer(
         n_score_samples=32,
         max_iter=200,
         batch_size="auto",
-        learning_rate_init=3e-3,
+        learning_rate_init="auto",
         learning_rate="constant",
         alpha=0.0,
         max_grad_norm=None,
@@ -475,10 +479,7 @@ class VAETransformer(
                 missing = group.any(missing_entries(X))
             else:
                 X, missing = self._initialise(raw, group)
-            n_rows = X.shape[0]
-            if self.batch_size == "auto":  # every rank sizes batches on the largest shard
-                n_rows = max(group.all_gather(n_rows))
-            settings = self._settings(max_iter, n_rows)
+            settings = self._settings(max_iter, self._batch_rows(X.shape[0], group))
             seed = int(torch.randint(MAX_SEED, (1,), generator=self._generator))
             # Each rank shuffles its own shard and draws its own noise.
             generator = make_generator(seed + group.rank, device)
@@ -591,7 +592,10 @@ class VAETransformer(
         # Plug-ins that return the wrong shapes are named here, before training.
         module.check(torch.nan_to_num(to_tensor(X[:2], "cpu")), make_generator(0, "cpu"))
         self.module_ = module
-        self._optimizer = make_optimizer(module, self.learning_rate_init, self.alpha)
+        batch_size = self._settings(1, self._batch_rows(X.shape[0], group)).batch_size
+        self._learning_rate = (auto_learning_rate(batch_size)
+                               if self.learning_rate_init == "auto" else self.learning_rate_init)
+        self._optimizer = make_optimizer(module, self._learning_rate, self.alpha)
         self._history = None
         return X, missing
 
@@ -625,6 +629,12 @@ class VAETransformer(
                 stacklevel=4,
             )
 
+    def _batch_rows(self, n_rows, group):
+        """The rows ``batch_size`` is clipped to (or, when "auto", sized on):
+        this shard's, or under ``batch_size="auto"`` the largest shard's, so that
+        every rank takes the same batch size."""
+        return max(group.all_gather(n_rows)) if self.batch_size == "auto" else n_rows
+
     def _objective(self):
         return Objective(self.beta, self.kl_warmup_epochs, self.n_importance_samples)
 
@@ -648,7 +658,7 @@ class VAETransformer(
         module = copy.deepcopy(record.module).to("cpu")
         # Its own optimiser (the live one's state, on the copy's parameters) and
         # history, so that a checkpoint can go on training on its own.
-        optimizer = make_optimizer(module, self.learning_rate_init, self.alpha)
+        optimizer = make_optimizer(module, self._learning_rate, self.alpha)
         optimizer.load_state_dict(self._optimizer.state_dict())
         attributes = {"module_": module, "_optimizer": optimizer, "_history": result}
         attributes.update(self._fitted_curves(result, result.validation_scores))

@@ -155,6 +155,22 @@ def auto_batch_size(n_rows):
     return max(1, min(size, n_rows))
 
 
+# learning_rate_init="auto": AUTO_LEARNING_RATE for batches of AUTO_BATCH_MIN
+# rows, scaled with the square root of the batch size.
+AUTO_LEARNING_RATE = 1e-3
+
+
+def auto_learning_rate(batch_size):
+    """The learning rate of ``learning_rate_init="auto"`` for batches of
+    ``batch_size`` rows: ``AUTO_LEARNING_RATE * sqrt(batch_size / AUTO_BATCH_MIN)``,
+    the square-root scaling rule for Adam (Malladi et al., 2022).
+
+    >>> [round(auto_learning_rate(b), 5) for b in (32, 128, 512)]
+    [0.001, 0.002, 0.004]
+    """
+    return AUTO_LEARNING_RATE * math.sqrt(batch_size / AUTO_BATCH_MIN)
+
+
 # The least patience, in optimiser steps: ``n_iter_no_change`` epochs of a small
 # table are a handful of steps, too few to tell a plateau from the noise of
 # single steps (see :func:`patience_epochs`).
