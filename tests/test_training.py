@@ -271,6 +271,18 @@ def test_batch_size_auto_and_explicit(make_vae, correlated):
     assert steps_taken(explicit) == {2}
 
 
+def test_learning_rate_auto_scales_with_the_batch(make_vae, correlated):
+    assert training.auto_learning_rate(training.AUTO_BATCH_MIN) == training.AUTO_LEARNING_RATE
+    assert training.auto_learning_rate(4 * 32) == pytest.approx(2 * training.AUTO_LEARNING_RATE)
+    for params, expected in [
+        ({}, training.auto_learning_rate(50)),  # 200 rows: batches of 50
+        ({"batch_size": 128}, training.auto_learning_rate(128)),
+        ({"learning_rate_init": 0.01}, 0.01),
+    ]:
+        vae = make_vae(max_iter=1, **params).fit(correlated)
+        assert vae._optimizer.param_groups[0]["lr"] == pytest.approx(expected)
+
+
 def test_defaults_with_early_stopping_converge_on_a_small_table(digits):
     """At the default settings with early stopping, a small table trains to
     convergence, with no ConvergenceWarning, for at least the patience in steps."""
