@@ -195,10 +195,10 @@ class VAETransformer(
     n_iter_no_change : int, default=10
         Patience: epochs without improvement (of the training loss, or of the
         validation ELBO with ``early_stopping``) before training stops, but
-        never fewer epochs than make 100 optimiser steps. On a small table an
+        never fewer epochs than make 200 optimiser steps. On a small table an
         epoch is a few steps, and 10 of them end training on its first
         plateau; the patience in epochs is therefore ``max(n_iter_no_change,
-        ceil(100 / steps_per_epoch))``, where ``steps_per_epoch`` is the
+        ceil(200 / steps_per_epoch))``, where ``steps_per_epoch`` is the
         number of training rows divided by ``batch_size``, rounded up.
     tol : float, default=1e-4
         Smallest improvement, in nats per row, that counts.

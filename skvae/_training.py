@@ -174,7 +174,7 @@ def auto_learning_rate(batch_size):
 # The least patience, in optimiser steps: ``n_iter_no_change`` epochs of a small
 # table are a handful of steps, too few to tell a plateau from the noise of
 # single steps (see :func:`patience_epochs`).
-MIN_PATIENCE_STEPS = 100
+MIN_PATIENCE_STEPS = 200
 
 
 def steps_per_epoch(data, batch_size):
@@ -191,7 +191,7 @@ def patience_epochs(n_iter_no_change, steps):
     ``steps`` per epoch, whichever is more.
 
     >>> patience_epochs(10, 11), patience_epochs(10, 2), patience_epochs(10, 100)
-    (10, 50, 10)
+    (19, 100, 10)
     """
     return max(n_iter_no_change, -(-MIN_PATIENCE_STEPS // steps))
 
