@@ -658,7 +658,7 @@ class VAETransformer(
         module = copy.deepcopy(record.module).to("cpu")
         # Its own optimiser (the live one's state, on the copy's parameters) and
         # history, so that a checkpoint can go on training on its own.
-        optimizer = make_optimizer(module, self._learning_rate, self.alpha)
+        optimizer = make_optimizer(module, 1.0, self.alpha)  # its rates come from the state
         optimizer.load_state_dict(self._optimizer.state_dict())
         attributes = {"module_": module, "_optimizer": optimizer, "_history": result}
         attributes.update(self._fitted_curves(result, result.validation_scores))
