@@ -60,6 +60,8 @@ from ._tables import (
 from ._training import (
     TrainingData,
     TrainingSettings,
+    auto_batch_size,
+    auto_learning_rate,
     make_optimizer,
     move_optimizer_state,
     train_module,
@@ -168,11 +170,16 @@ class VAETransformer(
         Your own decoder network: called as ``decoder(n_components, n_params)``,
         it maps ``(batch, n_components)`` to ``(batch, n_params)``, the
         likelihoods' parameters.
-    min_variance : float, default=1e-3
+    min_variance : float, default=1e-6
         Floor on each Gaussian feature's variance, in units of that feature's
-        training variance: it keeps a (nearly) constant feature from driving the
-        likelihood to infinity. Features recorded on a grid (such as grey levels)
-        get a higher floor, the variance of a uniform spread over the grid step.
+        training variance: it keeps a feature the decoder can predict exactly
+        from driving the likelihood to infinity. Features recorded on a grid
+        (such as grey levels or rounded measurements) get a higher floor, the
+        variance of a uniform spread over the grid step, ``gap**2 / 12``; a
+        constant training feature gets ``max(min_variance, 1e-3)`` in its own
+        units. The default is low so that precise continuous data are not
+        capped below PCA's or FactorAnalysis's likelihood (see the user guide's
+        "Training").
     beta : float, default=1.0
         Weight of the KL term (beta-VAE). ``beta=1`` is the true ELBO.
     kl_warmup_epochs : int, default=0
@@ -186,26 +193,39 @@ class VAETransformer(
         estimate log p(x); 1 gives the ELBO.
     max_iter : int, default=200
         Maximum number of epochs (passes over the data).
-    batch_size : int, default=128
-        Rows per minibatch (clipped to the number of rows).
-    learning_rate_init : float, default=1e-3
-        Adam's learning rate.
+    batch_size : int or "auto", default="auto"
+        Rows per minibatch (clipped to the number of rows). ``"auto"`` takes a
+        quarter of the training rows, rounded up, within [32, 512]: about four
+        optimiser steps per epoch on small tables (so that ``max_iter`` epochs
+        are enough steps), and large batches, which are cheaper per row, on
+        large ones.
+    learning_rate_init : float or "auto", default="auto"
+        Adam's learning rate. ``"auto"`` scales it with the square root of the
+        batch size (the square-root rule for Adam), ``1e-3 * sqrt(batch_size /
+        32)``: 1e-3 for batches of 32 rows, 2e-3 for 128, 4e-3 for 512. Larger
+        rates overfitted small tables; smaller ones made large batches slow.
     learning_rate : {"constant", "adaptive"}, default="constant"
         ``"adaptive"`` divides the learning rate by 5 whenever the monitored loss
-        has not improved by ``tol`` for ``max(1, n_iter_no_change // 2)`` epochs.
+        has not improved by ``tol`` for half the patience (see
+        ``n_iter_no_change``), at least one epoch.
     alpha : float, default=0.0
         L2 penalty (Adam weight decay).
     max_grad_norm : float or None, default=None
         Clip the gradient's global norm to this value at each step.
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the rows, stop when their ELBO has not
-        improved by ``tol`` for ``n_iter_no_change`` epochs, and keep the weights
-        that scored best on them.
+        improved by ``tol`` for the patience of ``n_iter_no_change``, and keep
+        the weights that scored best on them.
     validation_fraction : float, default=0.1
         Share of rows held out when ``early_stopping`` is on.
     n_iter_no_change : int, default=10
-        Epochs without improvement (of the training loss, or of the validation ELBO
-        with ``early_stopping``) before training stops.
+        Patience: epochs without improvement (of the training loss, or of the
+        validation ELBO with ``early_stopping``) before training stops, but
+        never fewer epochs than make 200 optimiser steps. On a small table an
+        epoch is a few steps, and 10 of them end training on its first
+        plateau; the patience in epochs is therefore ``max(n_iter_no_change,
+        ceil(200 / steps_per_epoch))``, where ``steps_per_epoch`` is the
+        number of training rows divided by ``batch_size``, rounded up.
     tol : float, default=1e-4
         Smallest improvement, in nats per row, that counts.
     warm_start : bool, default=False
@@ -338,8 +358,8 @@ class VAETransformer(
         "n_importance_samples": [Interval(Integral, 1, None, closed="left")],
         "n_score_samples": [Interval(Integral, 1, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
         "learning_rate": [StrOptions({"constant", "adaptive"})],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "max_grad_norm": [Interval(Real, 0, None, closed="neither"), None],
@@ -368,14 +388,14 @@ class VAETransformer(
         conv_channels=(32, 64),
         encoder=None,
         decoder=None,
-        min_variance=1e-3,
+        min_variance=1e-6,
         beta=1.0,
         kl_warmup_epochs=0,
         n_importance_samples=1,
         n_score_samples=32,
         max_iter=200,
-        batch_size=128,
-        learning_rate_init=1e-3,
+        batch_size="auto",
+        learning_rate_init="auto",
         learning_rate="constant",
         alpha=0.0,
         max_grad_norm=None,
@@ -518,7 +538,10 @@ class VAETransformer(
                 if n_components == "auto":
                     n_components = self._choose_n_components(raw, y)
                 X, missing = self._initialise(raw, group, n_components)
-            settings = self._settings(max_iter, X.shape[0])
+            settings = self._settings(max_iter, self._batch_rows(X.shape[0], group))
+            if continuing:  # the current learning rate and penalty, on the kept moments
+                update_optimizer(self._optimizer,
+                                 self._learning_rate_for(settings.batch_size), self.alpha)
             seed = int(torch.randint(MAX_SEED, (1,), generator=self._generator))
             # Each rank shuffles its own shard and draws its own noise.
             generator = make_generator(seed + group.rank, device)
@@ -693,13 +716,21 @@ class VAETransformer(
         self.module_ = module
         self._structure = structure
         self._fit_params = {name: copy.deepcopy(getattr(self, name)) for name in STRUCTURAL}
-        self._optimizer = make_optimizer(module, self.learning_rate_init, self.alpha)
+        batch_size = self._settings(1, self._batch_rows(X.shape[0], group)).batch_size
+        self._learning_rate = self._learning_rate_for(batch_size)
+        self._optimizer = make_optimizer(module, self._learning_rate, self.alpha)
         self._history = None
         return X, missing
 
+    def _learning_rate_for(self, batch_size):
+        if self.learning_rate_init == "auto":
+            return auto_learning_rate(batch_size)
+        return self.learning_rate_init
+
     def _check_continuing(self):
         """A warm start or ``partial_fit`` continues the fitted network: its
-        structure cannot change, and the optimiser takes the current settings."""
+        structure cannot change (the optimiser takes the current settings in
+        ``_train``)."""
         for name, fitted in self._fit_params.items():
             current = getattr(self, name)
             if not _same(current, fitted):
@@ -709,7 +740,6 @@ class VAETransformer(
                     f"network, whose {name} is fixed. Refit from scratch "
                     "(warm_start=False) to use the new value."
                 )
-        update_optimizer(self._optimizer, self.learning_rate_init, self.alpha)
 
     def _check_missing(self, X, observation):
         """Clear errors for missing entries a model cannot learn from: a column
@@ -740,13 +770,20 @@ class VAETransformer(
                 UserWarning,
             )
 
+    def _batch_rows(self, n_rows, group):
+        """The rows ``batch_size`` is clipped to (or, when "auto", sized on):
+        this shard's, or under ``batch_size="auto"`` the largest shard's, so that
+        every rank takes the same batch size."""
+        return max(group.all_gather(n_rows)) if self.batch_size == "auto" else n_rows
+
     def _objective(self):
         return Objective(self.beta, self.kl_warmup_epochs, self.n_importance_samples)
 
     def _settings(self, max_iter, n_samples):
         return TrainingSettings(
             max_iter=max_iter,
-            batch_size=min(self.batch_size, n_samples),
+            batch_size=(auto_batch_size(n_samples) if self.batch_size == "auto"
+                        else min(self.batch_size, n_samples)),
             tol=self.tol,
             n_iter_no_change=self.n_iter_no_change,
             learning_rate=self.learning_rate,
@@ -767,7 +804,7 @@ class VAETransformer(
             usage = self._latent_usage(module, X, device or torch.device("cpu"))
         # Its own optimiser (the live one's state, on the copy's parameters) and
         # history, so that a checkpoint can go on training on its own.
-        optimizer = make_optimizer(module, self.learning_rate_init, self.alpha)
+        optimizer = make_optimizer(module, 1.0, self.alpha)  # its rates come from the state
         optimizer.load_state_dict(self._optimizer.state_dict())
         attributes = {"module_": module, "_optimizer": optimizer, "_history": result}
         attributes.update(self._fitted_curves(result, result.validation_scores))
@@ -1095,10 +1132,8 @@ class VAETransformer(
         return dump_state(state)
 
     def __setstate__(self, state):
-        state = load_state(
-            state, lambda module: make_optimizer(
-                module, state.get("learning_rate_init", 1e-3), state.get("alpha", 0.0))
-        )
+        # The optimiser's settings come with its saved state.
+        state = load_state(state, lambda module: make_optimizer(module, 1e-3, 0.0))
         super().__setstate__(state)
 
     @property

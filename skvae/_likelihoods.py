@@ -254,12 +254,18 @@ class Gaussian(Likelihood):
       (grey levels, rounded measurements) cannot then earn an unbounded density
       by collapsing onto grid points, which would make held-out rows off those
       points score minus thousands of nats.
+
+    A constant training feature has no gap and keeps unit scale; its floor is
+    the larger of ``min_variance`` and ``CONSTANT_FLOOR`` in its own units, so
+    that a held-out row that departs from the constant is not scored as
+    impossible.
     """
 
     name = "gaussian"
     _GAP_ROWS = 10_000
+    CONSTANT_FLOOR = 1e-3
 
-    def __init__(self, n_features, min_variance=1e-3):
+    def __init__(self, n_features, min_variance=1e-6):
         super().__init__(n_features)
         self.min_variance = float(min_variance)
         self.register_buffer("loc", torch.zeros(n_features))
@@ -269,7 +275,7 @@ class Gaussian(Likelihood):
 
     @classmethod
     def from_columns(cls, columns, options):
-        return cls(len(columns), min_variance=options.get("min_variance", 1e-3))
+        return cls(len(columns), min_variance=options.get("min_variance", 1e-6))
 
     def statistics(self, X, columns=None):
         """Row count, mean, squared deviations and smallest value gap of each column."""
@@ -288,9 +294,14 @@ class Gaussian(Likelihood):
     def set_statistics(self, stats):
         n, loc, m2 = stats["moments"]
         scale = _scale(loc, m2, n)
-        varies = ~_constant(loc, np.sqrt(m2 / n), n) | (stats["gap"] > 0)
-        _check_float32_range(loc, np.sqrt(m2 / n), varies, stats["gap"])
-        floor = np.maximum(self.min_variance, (stats["gap"] / scale) ** 2 / 12)
+        gap = stats["gap"]
+        spread = np.sqrt(m2 / np.maximum(n, 1))
+        varies = ~_constant(loc, spread, n) | (gap > 0)
+        _check_float32_range(loc, spread, varies, gap)
+        floor = np.maximum(self.min_variance, (gap / scale) ** 2 / 12)
+        # Fewer than two distinct values: nothing tells how precise the feature is.
+        constant = (gap == 0) | _constant(loc, spread, n)
+        floor[constant] = max(self.min_variance, self.CONSTANT_FLOOR)
         for buffer, value in [(self.loc, loc), (self.scale, scale), (self.variance_floor, floor)]:
             buffer.copy_(torch.as_tensor(value, dtype=buffer.dtype))
 

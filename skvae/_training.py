@@ -136,6 +136,66 @@ class EpochRecord:
     result: TrainingResult
 
 
+# batch_size="auto": about AUTO_BATCH_STEPS steps per epoch, in batches of
+# AUTO_BATCH_MIN to AUTO_BATCH_MAX rows.
+AUTO_BATCH_STEPS = 4
+AUTO_BATCH_MIN = 32
+AUTO_BATCH_MAX = 512
+
+
+def auto_batch_size(n_rows):
+    """The batch size of ``batch_size="auto"`` for ``n_rows`` training rows:
+    ``n_rows / AUTO_BATCH_STEPS`` rounded up, within ``[AUTO_BATCH_MIN,
+    AUTO_BATCH_MAX]``, and never more than ``n_rows``.
+
+    >>> auto_batch_size(100), auto_batch_size(1347), auto_batch_size(60000), auto_batch_size(10)
+    (32, 337, 512, 10)
+    """
+    size = min(AUTO_BATCH_MAX, max(AUTO_BATCH_MIN, -(-n_rows // AUTO_BATCH_STEPS)))
+    return max(1, min(size, n_rows))
+
+
+# learning_rate_init="auto": AUTO_LEARNING_RATE for batches of AUTO_BATCH_MIN
+# rows, scaled with the square root of the batch size.
+AUTO_LEARNING_RATE = 1e-3
+
+
+def auto_learning_rate(batch_size):
+    """The learning rate of ``learning_rate_init="auto"`` for batches of
+    ``batch_size`` rows: ``AUTO_LEARNING_RATE * sqrt(batch_size / AUTO_BATCH_MIN)``,
+    the square-root scaling rule for Adam (Malladi et al., 2022).
+
+    >>> [round(auto_learning_rate(b), 5) for b in (32, 128, 512)]
+    [0.001, 0.002, 0.004]
+    """
+    return AUTO_LEARNING_RATE * math.sqrt(batch_size / AUTO_BATCH_MIN)
+
+
+# The least patience, in optimiser steps: ``n_iter_no_change`` epochs of a small
+# table are a handful of steps, too few to tell a plateau from the noise of
+# single steps (see :func:`patience_epochs`).
+MIN_PATIENCE_STEPS = 200
+
+
+def steps_per_epoch(data, batch_size):
+    """Optimiser steps in one epoch over the training rows of ``data``."""
+    if data.steps is not None:
+        return data.steps
+    n_rows = data.x.shape[0] if data.train_rows is None else data.train_rows.shape[0]
+    return max(1, -(-n_rows // batch_size))
+
+
+def patience_epochs(n_iter_no_change, steps):
+    """Epochs without improvement before training stops: ``n_iter_no_change``,
+    or as many epochs as make ``MIN_PATIENCE_STEPS`` optimiser steps of
+    ``steps`` per epoch, whichever is more.
+
+    >>> patience_epochs(10, 11), patience_epochs(10, 2), patience_epochs(10, 100)
+    (19, 100, 10)
+    """
+    return max(n_iter_no_change, -(-MIN_PATIENCE_STEPS // steps))
+
+
 class Plateau:
     """Counts epochs whose score fails to beat the best by more than ``tol``.
 
@@ -405,8 +465,10 @@ class _Run:
         self.module, self.optimizer, self.data = module, optimizer, data
         self.objective, self.settings, self.generator = objective, settings, generator
         self.result = result
-        self.plateau = Plateau(settings.tol, settings.n_iter_no_change)
-        self.scheduler = _make_scheduler(optimizer, settings)
+        self.patience = patience_epochs(settings.n_iter_no_change,
+                                        steps_per_epoch(data, settings.batch_size))
+        self.plateau = Plateau(settings.tol, self.patience)
+        self.scheduler = _make_scheduler(optimizer, settings, self.patience)
         self.valid_noise = (
             objective.draw_noise(1, module.n_components, generator) if data.monitored else None
         )
@@ -532,14 +594,16 @@ def train_module(module, optimizer, data, objective, settings, generator, histor
     return result
 
 
-def _make_scheduler(optimizer, settings):
+def _make_scheduler(optimizer, settings, patience):
+    """For ``learning_rate="adaptive"``: divide the learning rate by 5 after half
+    the patience (``patience`` epochs) without improvement."""
     if settings.learning_rate != "adaptive":
         return None
     return torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer,
         mode="max",
         factor=0.2,
-        patience=max(1, settings.n_iter_no_change // 2),
+        patience=max(1, patience // 2),
         threshold=settings.tol,
         threshold_mode="abs",
     )

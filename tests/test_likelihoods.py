@@ -54,6 +54,29 @@ def test_gaussian_variance_floor_follows_the_grid():
     assert floor_in_units[1] < 0.05
 
 
+def test_gaussian_default_floor_does_not_cap_continuous_data():
+    """By default a continuous feature's floor is min_variance=1e-6 of its
+    variance, so precise data near a subspace are not capped; a grid-valued
+    feature keeps gap**2 / 12 and a constant one 1e-3 in its own units."""
+    rng = np.random.RandomState(0)
+    X = np.column_stack([
+        rng.normal(size=500),                 # continuous
+        rng.randint(0, 17, size=500) / 16.0,  # grey levels, a grid of step 1/16
+        np.full(500, 2.0),                    # constant
+    ])
+    lik = Gaussian(3).double()
+    assert lik.min_variance == 1e-6
+    lik.fit_data(X)
+    floor = lik.variance_floor.numpy()
+    assert floor[0] == pytest.approx(1e-6)
+    np.testing.assert_allclose(floor[1], (1 / 16 / X[:, 1].std()) ** 2 / 12)
+    assert floor[2] == pytest.approx(Gaussian.CONSTANT_FLOOR)
+    # An explicit, larger min_variance still applies to every feature.
+    strict = Gaussian(3, min_variance=0.05).double()
+    strict.fit_data(X)
+    np.testing.assert_allclose(strict.variance_floor.numpy(), 0.05)
+
+
 @pytest.mark.parametrize("columns", [None, [0, 2]])
 def test_gaussian_floor_of_a_rare_column_is_read_from_all_rows(monkeypatch, columns):
     """A pixel lit in one image out of many: the row sample used for the grid

@@ -52,7 +52,9 @@ def test_reconstruction_recovers_categories(make_vae, table):
                    learning_rate_init=3e-3)
     back = vae.fit(table).inverse_transform(vae.transform(table))
     assert (back["group"] == table["group"]).mean() > 0.85  # the majority class has 0.6
-    assert (back["city"] == table["city"]).mean() > 0.6
+    # "city" is a fair coin independent of everything else: encoding its bit
+    # costs as much KL (ln 2) as it saves in reconstruction, so the ELBO has no
+    # reason to keep it, and whether a fit does depends on the seed. Not asserted.
 
 
 def test_integer_columns_modelled_as_gaussian_come_back_as_integers(make_vae):

@@ -12,6 +12,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 import skvae._data as data
 import skvae._training as training
+from skvae import VAETransformer
 from skvae._elbo import Objective
 from skvae._training import Plateau, make_optimizer, move_optimizer_state
 
@@ -249,7 +250,10 @@ def test_warm_start_continues_a_fused_optimizer(monkeypatch, make_vae, correlate
 
 def test_adaptive_learning_rate_reduces_on_plateau(make_vae, correlated):
     X = correlated
-    vae = make_vae(learning_rate="adaptive", max_iter=8, n_iter_no_change=4, tol=1e3).fit(X)
+    # Batches of 4 rows: 50 steps per epoch, so the patience is n_iter_no_change's
+    # 4 epochs (200 steps), and the rate falls after 2 of them.
+    vae = make_vae(learning_rate="adaptive", max_iter=5, n_iter_no_change=4, tol=1e3,
+                   batch_size=4, learning_rate_init=1e-3).fit(X)
     assert vae._optimizer.param_groups[0]["lr"] < vae.learning_rate_init
 
 
@@ -412,3 +416,80 @@ def test_fitted_size_is_used_after_set_params(make_vae, correlated):
     assert np.isfinite(vae.score_samples(correlated)).all()
     assert len(vae.get_feature_names_out()) == 2
     assert vae.inverse_transform(np.zeros((1, 2))).shape == (1, correlated.shape[1])
+
+
+# ------------------------------------------------- patience, batch and rate
+
+
+def test_patience_is_at_least_min_patience_steps():
+    assert training.patience_epochs(10, 1) == training.MIN_PATIENCE_STEPS
+    assert training.patience_epochs(10, 3) == math.ceil(training.MIN_PATIENCE_STEPS / 3)
+    assert training.patience_epochs(10, 1000) == 10
+    assert training.patience_epochs(500, 1) == 500
+
+
+def steps_taken(vae):
+    return {int(state["step"]) for state in vae._optimizer.state.values()}
+
+
+@pytest.mark.parametrize("early_stopping", [True, False])
+def test_small_table_trains_min_patience_steps_before_stopping(make_vae, early_stopping):
+    """On 120 rows an epoch is 4 steps: 10 epochs of patience would be 40 steps,
+    and training would stop on its first plateau. With nothing counting as an
+    improvement (a huge tol), it stops after exactly the patience in steps."""
+    X = np.random.RandomState(0).normal(size=(120, 5))
+    vae = make_vae(max_iter=500, tol=1e3, early_stopping=early_stopping)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        vae.fit(X)
+    per_epoch = 4  # 108 or 120 training rows in batches of 32
+    assert vae.n_iter_ == training.MIN_PATIENCE_STEPS // per_epoch + 1
+    assert steps_taken(vae) == {vae.n_iter_ * per_epoch}
+    assert min(steps_taken(vae)) >= training.MIN_PATIENCE_STEPS
+
+
+def test_large_epochs_keep_n_iter_no_change_epochs(make_vae):
+    """With MIN_PATIENCE_STEPS steps in each epoch, the patience is n_iter_no_change."""
+    X = np.random.RandomState(0).normal(size=(training.MIN_PATIENCE_STEPS, 3))
+    vae = make_vae(max_iter=50, tol=1e3, n_iter_no_change=3, batch_size=1,
+                   hidden_layer_sizes=(4,)).fit(X)
+    assert vae.n_iter_ == 3 + 1
+
+
+def test_auto_batch_size():
+    auto = training.auto_batch_size
+    assert auto(10) == 10  # never more than the rows
+    assert auto(100) == training.AUTO_BATCH_MIN
+    assert auto(1000) == 250  # a quarter of the rows
+    assert auto(10**6) == training.AUTO_BATCH_MAX
+
+
+def test_batch_size_auto_and_explicit(make_vae, correlated):
+    auto = make_vae(max_iter=1).fit(correlated)  # 200 rows: batches of 50
+    assert steps_taken(auto) == {4}
+    explicit = make_vae(max_iter=1, batch_size=128).fit(correlated)
+    assert steps_taken(explicit) == {2}
+
+
+def test_learning_rate_auto_scales_with_the_batch(make_vae, correlated):
+    assert training.auto_learning_rate(training.AUTO_BATCH_MIN) == training.AUTO_LEARNING_RATE
+    assert training.auto_learning_rate(4 * 32) == pytest.approx(2 * training.AUTO_LEARNING_RATE)
+    for params, expected in [
+        ({}, training.auto_learning_rate(50)),  # 200 rows: batches of 50
+        ({"batch_size": 128}, training.auto_learning_rate(128)),
+        ({"learning_rate_init": 0.01}, 0.01),
+    ]:
+        vae = make_vae(max_iter=1, **params).fit(correlated)
+        assert vae._optimizer.param_groups[0]["lr"] == pytest.approx(expected)
+
+
+def test_defaults_with_early_stopping_converge_on_a_small_table(low_rank):
+    """At the default settings with early stopping, a small table (300 rows near
+    a plane) trains to convergence, with no ConvergenceWarning, for more than the
+    patience in steps."""
+    vae = VAETransformer(early_stopping=True, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        vae.fit(low_rank)
+    assert vae.n_iter_ < vae.max_iter
+    assert min(steps_taken(vae)) > training.MIN_PATIENCE_STEPS
