@@ -266,8 +266,9 @@ class VAETransformer(
         reparameterisation noise. An int makes ``fit`` reproducible. The global
         NumPy and torch random states are never touched.
     verbose : int, default=0
-        0 prints nothing; otherwise a progress bar on a terminal, or one line per
-        epoch. To watch, log, checkpoint or stop training at each epoch, pass
+        0 prints nothing; otherwise a progress bar on a terminal, or in logs
+        (no terminal) lines: with 1 the first and last epochs and one line
+        every 2 seconds between them, with 2 or more one line per epoch. To watch, log, checkpoint or stop training at each epoch, pass
         callbacks to ``set_callbacks`` (scikit-learn's callback API; see the user
         guide's "Extending skvae").
 

@@ -25,3 +25,28 @@ def test_figure_is_drawn(digits, tmp_path):
     path = tmp_path / "demo.png"
     draw_figure(vae, pca, X[200:300], y[200:300], path)
     assert path.stat().st_size > 0
+
+
+def test_help_answers_without_importing_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys, runpy; sys.argv = ['skvae', '--help']\n"
+            "try:\n    runpy.run_module('skvae', run_name='__main__')\n"
+            "except SystemExit:\n    pass\n"
+            "assert 'torch' not in sys.modules and 'sklearn' not in sys.modules")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "(default: [2, 10])" in out.stdout
+
+
+@pytest.mark.slow
+def test_main_job_reports_progress(tmp_path, capsys):
+    from skvae._demo import main
+
+    assert main(["--n-components", "2", "--output", str(tmp_path / "demo.png")]) == 0
+    out = capsys.readouterr().out
+    assert "fitting VAETransformer with 2 components" in out
+    assert "Epoch 1/" in out and "done in" in out
+    assert (tmp_path / "demo.png").stat().st_size > 0
