@@ -24,7 +24,12 @@ from sklearn.base import (
 )
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_array,
+    check_is_fitted,
+    validate_data,
+)
 
 from ._callbacks import CallbackSupportMixin, EpochCallbacks, with_callbacks
 from ._data import (
@@ -448,7 +453,7 @@ class VAETransformer(
 
     @with_callbacks
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None):
+    def fit(self, X, y=None, sample_weight=None):
         """Train the VAE on ``X``.
 
         Parameters
@@ -459,6 +464,12 @@ class VAETransformer(
             entries, and the encoder sees which entries are observed.
         y : None
             Ignored; present for API consistency.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weight of each row in the objective: a row of weight 2
+            counts as that row twice (in training and, with ``early_stopping``,
+            in the validation score), one of weight 0 not at all. The data's
+            scaling statistics (standardisation, variance floors, categories)
+            are read from the rows unweighted. None: every row weighs 1.
 
         Returns
         -------
@@ -475,12 +486,13 @@ class VAETransformer(
         5
         """
         continuing = self.warm_start and hasattr(self, "module_")
-        self._train(X, y, self.max_iter, continuing, early_stopping=self.early_stopping)
+        self._train(X, y, self.max_iter, continuing, early_stopping=self.early_stopping,
+                    sample_weight=sample_weight)
         return self
 
     @with_callbacks
     @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y=None):
+    def partial_fit(self, X, y=None, sample_weight=None):
         """Train for one pass over ``X``, continuing from the current weights.
 
         The first call builds the model (and fixes the number of features and the
@@ -493,6 +505,11 @@ class VAETransformer(
             A chunk of training data.
         y : None
             Ignored; present for API consistency.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weight of each row of the chunk in the objective, as
+            in ``fit``. The data's
+            scaling statistics (standardisation, variance floors, categories)
+            are read from the rows unweighted. None: every row weighs 1.
 
         Returns
         -------
@@ -517,10 +534,10 @@ class VAETransformer(
                 "partial_fit sees one chunk at a time. Pass an int, or call partial_fit "
                 'on a model already fitted with n_components="auto".'
             )
-        self._train(X, y, 1, continuing, early_stopping=False)
+        self._train(X, y, 1, continuing, early_stopping=False, sample_weight=sample_weight)
         return self
 
-    def _train(self, X, y, max_iter, continuing, early_stopping):
+    def _train(self, X, y, max_iter, continuing, early_stopping, sample_weight=None):
         group = collective(self.distributed)
         if self.distributed and self.compile:
             raise ValueError("compile=True is not supported with distributed=True yet.")
@@ -550,6 +567,8 @@ class VAETransformer(
                                        generator)
             data.collective = group
             data.missing = missing
+            if sample_weight is not None:
+                data.weights = self._row_weights(sample_weight, raw, data, group)
             if group.distributed:
                 n_rows = X.shape[0] if data.train_rows is None else data.train_rows.shape[0]
                 data.steps = max(group.all_gather(-(-n_rows // settings.batch_size)))
@@ -722,6 +741,22 @@ class VAETransformer(
         self._optimizer = make_optimizer(module, self._learning_rate, self.alpha)
         self._history = None
         return X, missing
+
+    @staticmethod
+    def _row_weights(sample_weight, raw, data, group):
+        """``sample_weight`` checked, as a tensor where the rows are, scaled to
+        mean 1 over the training rows of every rank."""
+        weights = _check_sample_weight(sample_weight, raw, dtype=np.float64,
+                                       ensure_non_negative=True)
+        weights = torch.as_tensor(weights)
+        train = weights if data.train_rows is None else weights[data.train_rows.cpu()]
+        total, count = group.sum([float(train.sum()), train.shape[0]])
+        if total <= 0:
+            raise ValueError(
+                "sample_weight is zero for every training row; at least one row must "
+                "have a positive weight."
+            )
+        return (weights * (count / total)).to(data.x.device, torch.float32)
 
     def _learning_rate_for(self, batch_size):
         if self.learning_rate_init == "auto":

@@ -69,6 +69,9 @@ class TrainingData:
     missing : bool
         Whether some entries are missing (NaN): then each batch's mask of
         observed entries goes to the objective.
+    weights : Tensor or None
+        One weight per row of ``x`` (``sample_weight``, scaled to mean 1 over
+        the training rows of all ranks), on ``x``'s device; None: unweighted.
     """
 
     x: torch.Tensor
@@ -79,6 +82,7 @@ class TrainingData:
     collective: object = SINGLE
     steps: int = None
     missing: bool = False
+    weights: torch.Tensor = None
 
     def mask(self, x):
         """The mask of observed entries of batch ``x`` when the data have
@@ -288,19 +292,19 @@ def compiled_loss(module, objective, missing=False):
     compile (no C++ compiler, say) is reported as a RuntimeError that says so.
     """
     compiled = torch.compile(
-        lambda x, noise, weight: objective(
-            module, x, noise, weight, observed(x) if missing else None
+        lambda x, noise, weight, rows: objective(
+            module, x, noise, weight, observed(x) if missing else None, rows
         ).loss,
         dynamic=True,
     )
     compiled_once = False
 
-    def loss(x, noise, kl_weight):
+    def loss(x, noise, kl_weight, weights=None):
         nonlocal compiled_once
         if compiled_once:  # later errors are not compilation errors: pass them on
-            return compiled(x, noise, kl_weight)
+            return compiled(x, noise, kl_weight, weights)
         try:
-            out = compiled(x, noise, kl_weight)
+            out = compiled(x, noise, kl_weight, weights)
         except Exception as exc:  # torch's compiler errors have no common base
             first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             raise RuntimeError(
@@ -314,16 +318,17 @@ def compiled_loss(module, objective, missing=False):
     return loss
 
 
-def train_step(module, optimizer, x, noise, kl_weight, settings, loss_fn):
+def train_step(module, optimizer, x, noise, kl_weight, settings, loss_fn, weights=None):
     """One optimiser step on batch ``x``; returns the (detached) loss.
 
-    ``loss_fn(x, noise, kl_weight)`` is the objective's loss (compiled, maybe).
+    ``loss_fn(x, noise, kl_weight, weights)`` is the objective's loss
+    (compiled, maybe); ``weights`` are the batch rows' weights or None.
     With ``settings.mixed_precision`` the networks run under bfloat16 autocast;
     the likelihood and KL terms are computed in float32 (see
     :meth:`skvae._modules.VAEModule.encode`).
     """
     with autocast(x.device, settings.mixed_precision):
-        loss = loss_fn(x, noise, kl_weight)
+        loss = loss_fn(x, noise, kl_weight, weights)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if settings.max_grad_norm is not None:
@@ -339,7 +344,8 @@ def epoch_batches(data, batch_size, generator):
     and cut into batches of ``batch_size``. When ``data.x`` is on the training
     device each batch is gathered there; otherwise ``data.chunk_rows`` rows at a
     time (a multiple of ``batch_size``) are gathered on the host and sent over
-    in one copy. The batches are the same either way.
+    in one copy. The batches are the same either way. Yields ``(rows,
+    weights)``, the weights of those rows (None without ``data.weights``).
     """
     x, rows = data.x, data.train_rows
     n_rows = x.shape[0] if rows is None else rows.shape[0]
@@ -359,14 +365,21 @@ def epoch_batches(data, batch_size, generator):
     order = order.to(x.device)
     if rows is not None:
         order = rows[order]
+    weights = data.weights
+
+    def weights_of(index):
+        return None if weights is None else weights[index.to(weights.device)]
+
     if data.chunk_rows is None:
         for part in batch_slices(n_rows, batch_size):
-            yield x[order[part]]
+            yield x[order[part]], weights_of(order[part])
         return
     for start in range(0, n_rows, data.chunk_rows):
-        chunk = gather_rows(x, order[start : start + data.chunk_rows], data.device)
+        index = order[start : start + data.chunk_rows]
+        chunk = gather_rows(x, index, data.device)
+        chunk_weights = weights_of(index)
         for part in batch_slices(chunk.shape[0], batch_size):
-            yield chunk[part]
+            yield chunk[part], None if chunk_weights is None else chunk_weights[part]
 
 
 LOSS_SLOTS = 1024
@@ -386,12 +399,13 @@ def run_epoch(module, optimizer, data, objective, settings, kl_weight, generator
     # heap page it was allocated on, held hundreds of MiB on long epochs.
     slots = torch.empty(LOSS_SLOTS, device=data.device)
     folded, used, sizes = None, 0, []
-    for batch in epoch_batches(data, settings.batch_size, generator):
+    for batch, weights in epoch_batches(data, settings.batch_size, generator):
         if used == LOSS_SLOTS:  # full batches only: the last one is still to come
             folded = slots.sum() if folded is None else folded + slots.sum()
             used = 0
         noise = objective.draw_noise(batch.shape[0], module.n_components, generator)
-        slots[used] = train_step(module, optimizer, batch, noise, kl_weight, settings, loss_fn)
+        slots[used] = train_step(module, optimizer, batch, noise, kl_weight, settings, loss_fn,
+                                 weights)
         used += 1
         sizes.append(batch.shape[0])
     # Every batch but the last has ``sizes[0]`` rows; Python-number weights need
@@ -404,21 +418,30 @@ def run_epoch(module, optimizer, data, objective, settings, kl_weight, generator
 
 
 @torch.no_grad()
-def mean_bound(module, objective, x, noise, rows=None, collective=SINGLE, missing=False):
+def mean_bound(module, objective, x, noise, rows=None, collective=SINGLE, missing=False,
+               weights=None):
     """Mean per-row bound on log p(x) over the rows ``rows`` of ``x`` (all when
     None) with fixed ``noise``, in batches of ``EVAL_BATCH_SIZE`` rows; over
-    every rank's rows under a distributed ``collective``."""
+    every rank's rows under a distributed ``collective``; weighted by the rows'
+    ``weights`` when given."""
     module.eval()
     device = noise.device
     n_rows = x.shape[0] if rows is None else rows.shape[0]
     total = torch.zeros((), dtype=torch.float64, device=device)
     for part in batch_slices(n_rows, EVAL_BATCH_SIZE):
+        index = torch.arange(part.start, part.stop) if rows is None else rows[part]
         if rows is None:
             batch = x[part].to(device)
         else:
             batch = gather_rows(x, rows[part], device)
         mask = observed(batch) if missing else None
-        total += objective(module, batch, noise, mask=mask).bound.sum(dtype=torch.float64)
+        bound = objective(module, batch, noise, mask=mask).bound.to(torch.float64)
+        if weights is not None:
+            bound = bound * weights[index.to(weights.device)].to(device, torch.float64)
+        total += bound.sum()
+    if weights is not None:
+        picked = weights if rows is None else weights[rows.to(weights.device)]
+        n_rows = float(picked.sum(dtype=torch.float64))
     total, n_rows = collective.sum([total.item(), n_rows])
     return total / n_rows
 
@@ -437,9 +460,9 @@ class Loss(torch.nn.Module):
         self.objective = objective
         self.missing = missing
 
-    def forward(self, x, noise, kl_weight):
+    def forward(self, x, noise, kl_weight, weights=None):
         mask = observed(x) if self.missing else None
-        return self.objective(self.module, x, noise, kl_weight, mask).loss
+        return self.objective(self.module, x, noise, kl_weight, mask, weights).loss
 
 
 class _Hooks:
@@ -483,8 +506,8 @@ class _Run:
             self.loss_fn = data.collective.wrap(Loss(module, objective, data.missing),
                                                 data.device)
         else:
-            self.loss_fn = lambda x, noise, weight: objective(
-                module, x, noise, weight, data.mask(x)
+            self.loss_fn = lambda x, noise, weight, rows=None: objective(
+                module, x, noise, weight, data.mask(x), rows
             ).loss
 
     def kl_weight(self, epoch):
@@ -518,7 +541,8 @@ class _Run:
         score = None
         if self.data.monitored:
             score = mean_bound(self.module, self.objective, self.data.x, self.valid_noise,
-                               self.data.valid_rows, collective, self.data.missing)
+                               self.data.valid_rows, collective, self.data.missing,
+                               self.data.weights)
             result.validation_scores.append(score)
             if score > result.best_validation_score:
                 result.best_validation_score = score

@@ -11,11 +11,17 @@ def fast_vae(**params):
 
 
 def expected_failures(estimator):
+    # Training is stochastic (minibatch order, reparameterisation noise): a row
+    # repeated twice and a row of weight 2 get different batches and draws, so
+    # the fitted weights differ. The weighted objective itself equals the
+    # duplicated rows' (tests/test_sample_weight.py).
+    failures = {"check_sample_weight_equivalence_on_dense_data":
+                "stochastic training: equal objectives, different minibatches"}
     if estimator.n_components == "auto":
         # Its partial_fit on a fresh estimator: "auto" needs fit, which raises
         # a ValueError that says so.
-        return {"check_n_features_in_after_fitting": 'partial_fit with n_components="auto"'}
-    return {}
+        failures["check_n_features_in_after_fitting"] = 'partial_fit with n_components="auto"'
+    return failures
 
 
 @parametrize_with_checks(

@@ -264,7 +264,7 @@ def test_gradient_clipping_bounds_the_step(make_vae, correlated):
     x = torch.as_tensor(X, dtype=torch.float32)
     noise = torch.randn(1, x.shape[0], vae.n_components, generator=torch.Generator().manual_seed(0))
     settings = training.TrainingSettings(max_grad_norm=1e-3)
-    loss = lambda x, noise, weight: Objective()(module, x, noise, weight).loss  # noqa: E731
+    loss = lambda x, noise, weight, rows=None: Objective()(module, x, noise, weight).loss  # noqa: E731
     training.train_step(module, optimizer, x, noise, 1.0, settings, loss)
     norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in module.parameters()]))
     assert norm.item() == pytest.approx(1e-3, rel=1e-3)

@@ -1,0 +1,96 @@
+"""sample_weight: a weighted ELBO (training and validation), checked against
+duplicated rows, and routed by scikit-learn's metadata routing."""
+
+import numpy as np
+import pytest
+import sklearn
+import torch
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+import skvae._training as training
+from skvae import VAETransformer
+from skvae._elbo import Objective
+from skvae._training import TrainingData
+
+
+def test_weighted_objective_equals_duplicated_rows(make_vae, correlated):
+    """At the same weights and noise, integer row weights give the loss of the
+    rows repeated that many times (weights scaled to mean 1, as in training)."""
+    vae = make_vae(max_iter=1).fit(correlated)
+    x = torch.as_tensor(correlated[:12], dtype=torch.float32)
+    counts = torch.tensor([1, 2, 3, 0, 1, 1, 4, 1, 2, 1, 1, 3])
+    noise = torch.randn(1, 12, vae.n_components, generator=torch.Generator().manual_seed(0))
+    weights = counts / counts.float().mean()
+    weighted = Objective()(vae.module_, x, noise, weights=weights).loss
+    index = torch.arange(12).repeat_interleave(counts)
+    duplicated = Objective()(vae.module_, x[index], noise[:, index]).loss
+    assert float(weighted.detach()) == pytest.approx(float(duplicated.detach()), rel=1e-5)
+
+
+def test_weighted_validation_score_equals_duplicated_rows(make_vae, correlated):
+    vae = make_vae(max_iter=1).fit(correlated)
+    x = torch.as_tensor(correlated[:30], dtype=torch.float32)
+    counts = torch.arange(30) % 3
+    noise = torch.zeros(1, 1, vae.n_components)
+    weighted = training.mean_bound(vae.module_, Objective(), x, noise,
+                                   weights=counts.float())
+    index = torch.arange(30).repeat_interleave(counts)
+    duplicated = training.mean_bound(vae.module_, Objective(), x[index], noise)
+    assert weighted == pytest.approx(duplicated, rel=1e-9)
+
+
+def test_batches_carry_their_rows_weights():
+    x = torch.arange(10.0).reshape(10, 1)
+    data = TrainingData(x, torch.device("cpu"), weights=torch.arange(10.0) * 10)
+    for chunk_rows in (None, 4):
+        data.chunk_rows = chunk_rows
+        for rows, weights in training.epoch_batches(data, 4, torch.Generator().manual_seed(0)):
+            np.testing.assert_array_equal(weights.numpy(), rows[:, 0].numpy() * 10)
+
+
+def test_zero_weight_rows_are_not_learned(make_vae):
+    """Two clusters; with the second weighted 0, the model fits the first only."""
+    rng = np.random.RandomState(0)
+    a = rng.normal(size=(150, 4)) * 0.3 + 3
+    b = rng.normal(size=(150, 4)) * 0.3 - 3
+    X = np.vstack([a, b])
+    weights = np.r_[np.ones(150), np.zeros(150)]
+    plain = make_vae(max_iter=60, hidden_layer_sizes=(32,)).fit(X)
+    weighted = make_vae(max_iter=60, hidden_layer_sizes=(32,)).fit(X, sample_weight=weights)
+    assert weighted.score(a) > plain.score(a)
+    assert weighted.score(b) < plain.score(b) - 5
+
+
+def test_unit_weights_change_nothing(make_vae, correlated):
+    plain = make_vae(max_iter=3).fit(correlated)
+    ones = make_vae(max_iter=3).fit(correlated, sample_weight=np.ones(len(correlated)))
+    np.testing.assert_allclose(ones.loss_curve_, plain.loss_curve_, rtol=1e-6)
+
+
+@pytest.mark.parametrize("weights, message", [
+    (-np.ones(200), "Negative values"),
+    (np.ones(10), "shape"),
+    (np.zeros(200), "non-zero"),
+])
+def test_bad_weights_are_refused_and_leave_the_model(make_vae, correlated, weights, message):
+    vae = make_vae(max_iter=2).fit(correlated)
+    before = vae.transform(correlated)
+    with pytest.raises(ValueError, match=message):
+        vae.fit(correlated, sample_weight=weights)
+    np.testing.assert_array_equal(vae.transform(correlated), before)
+
+
+def test_weights_are_routed_through_a_pipeline_and_a_search(make_vae, correlated):
+    weights = np.arange(200) % 3  # 0, 1, 2, ... : every fold has weighted rows
+    with sklearn.config_context(enable_metadata_routing=True):
+        vae = make_vae(max_iter=2).set_fit_request(sample_weight=True)
+        pipe = make_pipeline(StandardScaler().set_fit_request(sample_weight=False), vae)
+        pipe.fit(correlated, sample_weight=weights)
+        direct = make_vae(max_iter=2).fit(pipe[0].transform(correlated), sample_weight=weights)
+        np.testing.assert_allclose(pipe[-1].loss_curve_, direct.loss_curve_, rtol=1e-6)
+        search = GridSearchCV(make_vae(max_iter=2).set_fit_request(sample_weight=True),
+                              {"n_components": [1, 2]}, cv=2)
+        search.fit(correlated, sample_weight=weights)
+        assert search.best_params_["n_components"] in (1, 2)
