@@ -54,10 +54,12 @@ from ._persistence import STRUCTURAL, dump_state, load_state
 from ._progress import Progress
 from ._likelihoods import describe, observed
 from ._tables import (
+    as_pandas,
     build_observation,
     column_specs,
     decode,
     encode,
+    from_pandas,
     is_dataframe,
     merge_specs,
     missing_entries,
@@ -758,6 +760,10 @@ class VAETransformer(
             )
         return (weights * (count / total)).to(data.x.device, torch.float32)
 
+    def _library(self):
+        """The DataFrame library of ``fit``'s input (None: pandas or arrays)."""
+        return getattr(self, "_frame_library", None)
+
     def _learning_rate_for(self, batch_size):
         if self.learning_rate_init == "auto":
             return auto_learning_rate(batch_size)
@@ -897,7 +903,12 @@ class VAETransformer(
 
     def _check_input(self, X, reset):
         """Validate ``X``: a DataFrame (checked column by column when coded), or
-        an array of finite floats."""
+        an array of finite floats. DataFrames of other libraries (polars, say)
+        are read as pandas ones; the library of ``fit``'s is remembered, for
+        the frames that ``inverse_transform`` and ``sample`` return."""
+        X, library = as_pandas(X)
+        if reset:
+            self._frame_library = library
         if sp.issparse(X):
             raise ValueError(
                 "VAETransformer does not accept sparse matrices; convert with "
@@ -1000,7 +1011,8 @@ class VAETransformer(
         check_is_fitted(self)
         Z = self._validate_codes(X)
         out = self._apply(Z, lambda module, z, _: module.observation.mean(module.decode(z)))
-        return decode(out, self.module_.observation, self._specs, self._frame_output)
+        return from_pandas(decode(out, self.module_.observation, self._specs,
+                                  self._frame_output), self._library())
 
     def _validate_codes(self, Z):
         Z = check_array(Z, dtype=(np.float64, np.float32), input_name="X")
@@ -1154,7 +1166,8 @@ class VAETransformer(
                 else:
                     x = module.observation.mean(params)
                 out[rows] = x.numpy()
-        return decode(out, module.observation, self._specs, self._frame_output)
+        return from_pandas(decode(out, module.observation, self._specs, self._frame_output),
+                           self._library())
 
     # ------------------------------------------------------------ sklearn glue
 

@@ -21,7 +21,7 @@ from ._data import (
 from ._elbo import standard_normal_log_prob
 from ._estimator import DOCS_URL, VAETransformer
 from ._likelihoods import observed
-from ._tables import decode, is_dataframe
+from ._tables import as_pandas, decode, from_pandas, is_dataframe
 from ._warn import warn
 
 
@@ -121,6 +121,7 @@ class VAEImputer(TransformerMixin, BaseEstimator):
         -------
         self : VAEImputer
         """
+        X, _ = as_pandas(X)  # a polars (or other) DataFrame is read as pandas
         X = self._check(X, reset=True)
         missing = self._missing(X)
         self._empty = missing.all(axis=0)
@@ -165,6 +166,7 @@ class VAEImputer(TransformerMixin, BaseEstimator):
             dtypes for DataFrame input.
         """
         check_is_fitted(self)
+        X, library = as_pandas(X)
         X = self._check(X, reset=False)
         missing = self._missing(X)
         kept = self._kept(self._as_nan(X, missing))
@@ -178,7 +180,7 @@ class VAEImputer(TransformerMixin, BaseEstimator):
         if self.indicator_ is not None:
             out = _concatenate(out, self.indicator_.transform(_nan_where(missing)),
                                self.indicator_.get_feature_names_out(self._names()))
-        return out
+        return from_pandas(out, library)  # in the input's DataFrame library
 
     def _impute(self, M, seed):
         """``M`` (the model's float matrix) with its NaN entries imputed."""

@@ -54,6 +54,35 @@ def is_dataframe(X):
     return pd is not None and isinstance(X, pd.DataFrame)
 
 
+def as_pandas(X):
+    """``X`` as a pandas DataFrame when it is a DataFrame of another library
+    that narwhals knows (polars, pyarrow, modin, cuDF, ...), with that
+    library's name; otherwise ``X`` as it is and None."""
+    if is_dataframe(X) or isinstance(X, np.ndarray):
+        return X, None
+    try:
+        import narwhals.stable.v2 as nw
+    except ImportError:  # scikit-learn older than 1.7 does not bring narwhals
+        return X, None
+    if not nw.dependencies.is_into_dataframe(X):
+        return X, None
+    frame = nw.from_native(X, eager_only=True)
+    return frame.to_pandas(), nw.get_native_namespace(frame).__name__
+
+
+def from_pandas(frame, library):
+    """A pandas DataFrame in ``library`` (a name from :func:`as_pandas`; None
+    or "pandas" leaves it as it is)."""
+    if library in (None, "pandas") or not is_dataframe(frame):
+        return frame
+    import importlib
+
+    import narwhals.stable.v2 as nw
+
+    table = nw.from_native(frame, eager_only=True).to_arrow()
+    return nw.from_arrow(table, backend=importlib.import_module(library)).to_native()
+
+
 def _column(X, j):
     return X.iloc[:, j] if is_dataframe(X) else X[:, j]
 
