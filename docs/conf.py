@@ -42,6 +42,8 @@ extensions = [
     # with no network (a local build, an air-gapped machine).
     "sphinx-mathjax-offline",
     "sphinx.ext.viewcode",
+    # Charts drawn at build time from numbers in the page (the speed page).
+    "matplotlib.sphinxext.plot_directive",
     "numpydoc",
     "sphinx_gallery.gen_gallery",
 ]
@@ -209,3 +211,10 @@ sphinx_gallery_conf = {
     "abort_on_example_error": False,
     "only_warn_on_example_error": False,
 }
+
+# -- Charts (matplotlib's plot directive) --------------------------------------
+
+plot_include_source = False
+plot_html_show_source_link = False
+plot_html_show_formats = False
+plot_formats = [("png", 100)]
