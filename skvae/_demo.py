@@ -112,8 +112,19 @@ def main(argv=None):
     )
     parser.add_argument("--random-state", type=int, default=0, help="seed of the split and fits")
     parser.add_argument("--quiet", action="store_true", help="no progress lines while training")
+    parser.add_argument(
+        "--threads", type=int, default=1,
+        help="CPU threads for torch and NumPy (0: all); the demo's small networks "
+        "train fastest on one, and more fight over a busy machine's cores",
+    )
     args = parser.parse_args(argv)
+    from threadpoolctl import threadpool_limits
 
+    with threadpool_limits(limits=args.threads or None):
+        return _run(args)
+
+
+def _run(args):
     start = time.perf_counter()
     print("skvae demo: VAETransformer against PCA on the 8x8 digits", flush=True)
     import numpy as np  # noqa: F401 - imported here so that --help is instant
