@@ -265,7 +265,7 @@ class Gaussian(Likelihood):
     _GAP_ROWS = 10_000
     CONSTANT_FLOOR = 1e-3
 
-    def __init__(self, n_features, min_variance=1e-6):
+    def __init__(self, n_features, min_variance=1e-3):
         super().__init__(n_features)
         self.min_variance = float(min_variance)
         self.register_buffer("loc", torch.zeros(n_features))
@@ -275,7 +275,7 @@ class Gaussian(Likelihood):
 
     @classmethod
     def from_columns(cls, columns, options):
-        return cls(len(columns), min_variance=options.get("min_variance", 1e-6))
+        return cls(len(columns), min_variance=options.get("min_variance", 1e-3))
 
     def statistics(self, X, columns=None):
         """Row count, mean, squared deviations and smallest value gap of each column."""

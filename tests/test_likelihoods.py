@@ -54,8 +54,8 @@ def test_gaussian_variance_floor_follows_the_grid():
     assert floor_in_units[1] < 0.05
 
 
-def test_gaussian_default_floor_does_not_cap_continuous_data():
-    """By default a continuous feature's floor is min_variance=1e-6 of its
+def test_gaussian_low_floor_does_not_cap_continuous_data():
+    """With min_variance=1e-6 a continuous feature's floor is 1e-6 of its
     variance, so precise data near a subspace are not capped; a grid-valued
     feature keeps gap**2 / 12 and a constant one 1e-3 in its own units."""
     rng = np.random.RandomState(0)
@@ -64,8 +64,8 @@ def test_gaussian_default_floor_does_not_cap_continuous_data():
         rng.randint(0, 17, size=500) / 16.0,  # grey levels, a grid of step 1/16
         np.full(500, 2.0),                    # constant
     ])
-    lik = Gaussian(3).double()
-    assert lik.min_variance == 1e-6
+    assert Gaussian(3).min_variance == 1e-3  # the default
+    lik = Gaussian(3, min_variance=1e-6).double()
     lik.fit_data(X)
     floor = lik.variance_floor.numpy()
     assert floor[0] == pytest.approx(1e-6)
