@@ -80,6 +80,17 @@ from ._warn import warn
 DOCS_URL = "https://skvae.readthedocs.io/en/latest/"
 
 
+class DocLinkMixin:
+    """The HTML representation (in notebooks) links to the estimator's page of
+    skvae's API reference; put it before ``BaseEstimator``."""
+
+    _doc_link_module = "skvae"
+    _doc_link_template = DOCS_URL + "generated/skvae.{estimator_name}.html"
+
+    def _doc_link_url_param_generator(self):
+        return {"estimator_name": type(self).__name__}
+
+
 # A latent dimension is active when its mean KL to the prior over the training
 # rows exceeds this many nats (see ``active_components_``). Dimensions the model
 # has given up keep 0.01-0.04 nats at the end of a fit of a few hundred epochs
@@ -101,7 +112,8 @@ class TrainingDivergedError(FloatingPointError):
 
 
 class VAETransformer(
-    CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
+    CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, DocLinkMixin,
+    BaseEstimator,
 ):
     """Variational autoencoder as a scikit-learn transformer.
 
@@ -561,9 +573,11 @@ class VAETransformer(
                     n_components = self._choose_n_components(raw, y)
                 X, missing = self._initialise(raw, group, n_components)
             settings = self._settings(max_iter, self._batch_rows(X.shape[0], group))
+            learning_rate = self._learning_rate_for(settings.batch_size)
             if continuing:  # the current learning rate and penalty, on the kept moments
-                update_optimizer(self._optimizer,
-                                 self._learning_rate_for(settings.batch_size), self.alpha)
+                update_optimizer(self._optimizer, learning_rate, self.alpha)
+            else:
+                self._optimizer = make_optimizer(self.module_, learning_rate, self.alpha)
             seed = int(torch.randint(MAX_SEED, (1,), generator=self._generator))
             # Each rank shuffles its own shard and draws its own noise.
             generator = make_generator(seed + group.rank, device)
@@ -693,7 +707,7 @@ class VAETransformer(
         return {"kl_per_component_": kl, "active_components_": kl > ACTIVE_KL}
 
     def _initialise(self, raw, group=SINGLE, n_components=None):
-        """Build a fresh module, optimiser and random streams for the validated
+        """Build a fresh module and random streams for the validated
         input ``raw``, with ``n_components`` latent dimensions (the parameter's
         value when None); returns it coded as the float matrix the model sees,
         and whether that matrix has missing entries."""
@@ -740,9 +754,6 @@ class VAETransformer(
         self.module_ = module
         self._structure = structure
         self._fit_params = {name: copy.deepcopy(getattr(self, name)) for name in STRUCTURAL}
-        batch_size = self._settings(1, self._batch_rows(X.shape[0], group)).batch_size
-        self._learning_rate = self._learning_rate_for(batch_size)
-        self._optimizer = make_optimizer(module, self._learning_rate, self.alpha)
         self._history = None
         return X, missing
 
@@ -1191,13 +1202,6 @@ class VAETransformer(
     def _n_features_out(self):
         # The fitted size, whatever set_params has changed since.
         return self.module_.n_components
-
-    # The HTML representation (in notebooks) links to this page of the docs.
-    _doc_link_module = "skvae"
-    _doc_link_template = DOCS_URL + "generated/{estimator_module}.{estimator_name}.html"
-
-    def _doc_link_url_param_generator(self):
-        return {"estimator_module": "skvae", "estimator_name": type(self).__name__}
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

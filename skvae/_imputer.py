@@ -19,13 +19,13 @@ from ._data import (
     to_tensor,
 )
 from ._elbo import standard_normal_log_prob
-from ._estimator import DOCS_URL, VAETransformer
+from ._estimator import DocLinkMixin, VAETransformer
 from ._likelihoods import observed
 from ._tables import as_pandas, decode, from_pandas, is_dataframe
 from ._warn import warn
 
 
-class VAEImputer(TransformerMixin, BaseEstimator):
+class VAEImputer(TransformerMixin, DocLinkMixin, BaseEstimator):
     """Impute missing values with a variational autoencoder.
 
     A :class:`VAETransformer` is fitted on the incomplete data (each row's
@@ -294,12 +294,6 @@ class VAEImputer(TransformerMixin, BaseEstimator):
         if self.indicator_ is None:
             return kept
         return np.concatenate([kept, self.indicator_.get_feature_names_out(names)])
-
-    _doc_link_module = "skvae"
-    _doc_link_template = DOCS_URL + "generated/{estimator_module}.{estimator_name}.html"
-
-    def _doc_link_url_param_generator(self):
-        return {"estimator_module": "skvae", "estimator_name": type(self).__name__}
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

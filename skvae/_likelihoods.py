@@ -296,12 +296,11 @@ class Gaussian(Likelihood):
         scale = _scale(loc, m2, n)
         gap = stats["gap"]
         spread = np.sqrt(m2 / np.maximum(n, 1))
-        varies = ~_constant(loc, spread, n) | (gap > 0)
-        _check_float32_range(loc, spread, varies, gap)
+        flat = _constant(loc, spread, n)
+        _check_float32_range(loc, spread, ~flat | (gap > 0), gap)
         floor = np.maximum(self.min_variance, (gap / scale) ** 2 / 12)
         # Fewer than two distinct values: nothing tells how precise the feature is.
-        constant = (gap == 0) | _constant(loc, spread, n)
-        floor[constant] = max(self.min_variance, self.CONSTANT_FLOOR)
+        floor[(gap == 0) | flat] = max(self.min_variance, self.CONSTANT_FLOOR)
         for buffer, value in [(self.loc, loc), (self.scale, scale), (self.variance_floor, floor)]:
             buffer.copy_(torch.as_tensor(value, dtype=buffer.dtype))
 

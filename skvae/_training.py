@@ -429,7 +429,6 @@ def mean_bound(module, objective, x, noise, rows=None, collective=SINGLE, missin
     n_rows = x.shape[0] if rows is None else rows.shape[0]
     total = torch.zeros((), dtype=torch.float64, device=device)
     for part in batch_slices(n_rows, EVAL_BATCH_SIZE):
-        index = torch.arange(part.start, part.stop) if rows is None else rows[part]
         if rows is None:
             batch = x[part].to(device)
         else:
@@ -437,6 +436,7 @@ def mean_bound(module, objective, x, noise, rows=None, collective=SINGLE, missin
         mask = observed(batch) if missing else None
         bound = objective(module, batch, noise, mask=mask).bound.to(torch.float64)
         if weights is not None:
+            index = torch.arange(part.start, part.stop) if rows is None else rows[part]
             bound = bound * weights[index.to(weights.device)].to(device, torch.float64)
         total += bound.sum()
     if weights is not None:
