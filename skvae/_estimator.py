@@ -212,7 +212,10 @@ class VAETransformer(
         2015), at that many times the decoder's cost.
     n_score_samples : int, default=32
         Number of importance samples with which ``score_samples`` and ``score``
-        estimate log p(x); 1 gives the ELBO.
+        estimate log p(x), and with which ``early_stopping`` scores its
+        held-out rows each epoch; 1 gives the ELBO. With early stopping the
+        held-out rows then cost about ``n_score_samples`` decoder passes each
+        per epoch: lower it to make a long early-stopped fit cheaper.
     max_iter : int, default=200
         Maximum number of epochs (passes over the data).
     batch_size : int or "auto", default="auto"
@@ -235,14 +238,18 @@ class VAETransformer(
     max_grad_norm : float or None, default=None
         Clip the gradient's global norm to this value at each step.
     early_stopping : bool, default=False
-        Hold out ``validation_fraction`` of the rows, stop when their ELBO has not
-        improved by ``tol`` for the patience of ``n_iter_no_change``, and keep
-        the weights that scored best on them.
+        Hold out ``validation_fraction`` of the rows, stop when their score
+        has not improved by ``tol`` for the patience of ``n_iter_no_change``,
+        and keep the weights that scored best on them. The held-out rows are
+        scored as ``score`` scores them, with the importance-weighted bound of
+        ``n_score_samples`` samples (fixed draws, so epochs compare fairly):
+        the single-sample ELBO can stall while that bound still improves
+        (see the user guide's "Training").
     validation_fraction : float, default=0.1
         Share of rows held out when ``early_stopping`` is on.
     n_iter_no_change : int, default=10
         Patience: epochs without improvement (of the training loss, or of the
-        validation ELBO with ``early_stopping``) before training stops, but
+        validation score with ``early_stopping``) before training stops, but
         never fewer epochs than make 200 optimiser steps. On a small table an
         epoch is a few steps, and 10 of them end training on its first
         plateau; the patience in epochs is therefore ``max(n_iter_no_change,
@@ -322,7 +329,8 @@ class VAETransformer(
     best_loss_ : float
         Lowest value in ``loss_curve_``.
     validation_scores_ : list of float or None
-        Mean validation ELBO of each epoch with ``early_stopping``, else None.
+        Mean validation score (the bound ``score`` reports) of each epoch
+        with ``early_stopping``, else None.
     best_validation_score_ : float or None
         Highest value in ``validation_scores_`` with ``early_stopping``, else None.
     n_features_in_ : int
@@ -846,6 +854,7 @@ class VAETransformer(
             max_grad_norm=self.max_grad_norm,
             mixed_precision=self.mixed_precision,
             compile=self.compile,
+            validation_samples=self.n_score_samples,
         )
 
     def _fitted_attributes(self, record, X=None, device=None):

@@ -27,6 +27,7 @@ import torch
 
 from ._data import EVAL_BATCH_SIZE, batch_slices, gather_rows
 from ._distributed import SINGLE
+from ._elbo import Objective
 from ._likelihoods import observed
 
 
@@ -42,6 +43,7 @@ class TrainingSettings:
     max_grad_norm: float = None
     mixed_precision: bool = False
     compile: bool = False
+    validation_samples: int = 1
 
 
 @dataclass
@@ -517,8 +519,14 @@ class _Run:
                                         steps_per_epoch(data, settings.batch_size))
         self.plateau = Plateau(settings.tol, self.patience)
         self.scheduler = _make_scheduler(optimizer, settings, self.patience)
+        # The held-out rows are scored as ``score`` scores them: the
+        # importance-weighted bound with ``validation_samples`` samples (the
+        # single-sample ELBO can stall while that bound still improves).
+        self.valid_objective = Objective(
+            n_samples=max(settings.validation_samples, objective.n_samples))
         self.valid_noise = (
-            objective.draw_noise(1, module.n_components, generator) if data.monitored else None
+            self.valid_objective.draw_noise(1, module.n_components, generator)
+            if data.monitored else None
         )
         self.best_state = self.last_good = snapshot(module)
         # The optimiser's state goes back with the weights after a divergence:
@@ -565,7 +573,7 @@ class _Run:
         result.best_loss = min(result.best_loss, loss)
         score = None
         if self.data.monitored:
-            score = mean_bound(self.module, self.objective, self.data.x, self.valid_noise,
+            score = mean_bound(self.module, self.valid_objective, self.data.x, self.valid_noise,
                                self.data.valid_rows, collective, self.data.missing,
                                self.data.weights)
             result.validation_scores.append(score)
