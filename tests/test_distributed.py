@@ -41,6 +41,9 @@ RANK_SCRIPT = textwrap.dedent("""
         result = VAETransformer(distributed=True, **params).fit(X)
     except Exception as exc:
         result = (type(exc).__name__, str(exc))
+    # Every rank done before any tears its group down: a rank that destroys
+    # gloo's group while another still talks to it can abort the process.
+    dist.barrier()
     dist.destroy_process_group()
     with open(f"{out}/rank{rank}.pkl", "wb") as f:
         pickle.dump(result, f)
