@@ -620,6 +620,33 @@ class Categorical(Likelihood):
         self.categories = [tuple(c) for c in categories]
         self.n_categories = [len(c) for c in self.categories]
         self.n_params = self.n_inputs = sum(self.n_categories)
+        self._build_layout()
+
+    def _build_layout(self):
+        """Index tensors that handle every column at once.
+
+        ``_offsets`` are each column's first position among the flat logits
+        (``n_params``: the columns' categories one after the other), and
+        ``_input_column`` the column of each logit (and network input).
+        ``_grid`` lays the flat logits out as a ``(n_features, max
+        categories)`` grid whose cells past a column's last category repeat its
+        first, so that one ``argmax`` over the grid's rows finds every column's
+        mode (the first of equal values, as over the column alone). They follow
+        the module to its device but are not saved: the categories rebuild them.
+        """
+        counts = torch.tensor(self.n_categories, dtype=torch.long)
+        offsets = torch.cumsum(counts, 0) - counts
+        input_column = torch.repeat_interleave(torch.arange(len(counts)), counts)
+        slot = torch.arange(max(self.n_categories, default=0))
+        grid = offsets.unsqueeze(-1) + torch.where(slot < counts.unsqueeze(-1), slot, 0)
+        for name, tensor in [("_offsets", offsets), ("_input_column", input_column),
+                             ("_grid", grid)]:
+            self.register_buffer(name, tensor, persistent=False)
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if "_grid" not in self._buffers:  # pickled by an skvae without them
+            self._build_layout()
 
     @classmethod
     def from_columns(cls, columns, options):
@@ -654,51 +681,72 @@ class Categorical(Likelihood):
     def _columns(self, params):
         return torch.split(params, self.n_categories, dim=-1)
 
+    def _layout(self, name, device):
+        """Index buffer ``name`` on ``device``."""
+        tensor = getattr(self, name)
+        return tensor if tensor.device == device else tensor.to(device)
+
+    def _per_input(self, values):
+        """Each column's entry of ``values`` (shape ``(..., n_features)``) for
+        each of its logits, shape ``(..., n_params)``."""
+        rows = values.reshape(-1, self.n_features)  # a 2-D index_select is the fast one
+        picked = rows.index_select(-1, self._layout("_input_column", values.device))
+        return picked.reshape(values.shape[:-1] + (self.n_params,))
+
+    def _normalise(self, params):
+        """A softmax of every column at once: each column's logits less their
+        largest, the exponentials of those, and each column's sum of them
+        (shapes ``params.shape``, ``params.shape`` and ``params.shape[:-1] +
+        (n_features,)``)."""
+        with torch.no_grad():  # the log-softmax does not depend on the shift
+            # Column by column: a few strided reductions, which autograd does
+            # not record, cost less than one scatter_reduce over the row.
+            top = torch.stack([logits.amax(-1) for logits in self._columns(params)], -1)
+        shifted = params - self._per_input(top)
+        exp = shifted.exp()
+        rows = exp.reshape(-1, self.n_params)
+        sums = rows.new_zeros(rows.shape[0], self.n_features).index_add(
+            -1, self._layout("_input_column", params.device), rows)
+        return shifted, exp, sums.reshape(params.shape[:-1] + (self.n_features,))
+
     def network_input(self, x):
-        codes = x.long()
-        return torch.cat(
-            [F.one_hot(codes[..., j], n).to(x.dtype) for j, n in enumerate(self.n_categories)],
-            dim=-1,
-        )
+        # Codes must be valid: missing entries come filled with 0 (Observation).
+        codes = x.long() + self._layout("_offsets", x.device)
+        return x.new_zeros(x.shape[:-1] + (self.n_inputs,)).scatter_(-1, codes, 1)
 
     def log_prob(self, params, x):
-        codes = x.long()
-        total = 0
-        for j, logits in enumerate(self._columns(params)):
-            log_p = torch.log_softmax(logits, dim=-1)
-            index = codes[..., j : j + 1].expand(log_p.shape[:-1] + (1,))
-            total = total + log_p.gather(-1, index).squeeze(-1)
-        return total
+        return self.log_prob_terms(params, x).sum(-1)
 
     def log_prob_terms(self, params, x):
-        codes = x.long()
-        terms = []
-        for j, logits in enumerate(self._columns(params)):
-            log_p = torch.log_softmax(logits, dim=-1)
-            index = codes[..., j : j + 1].expand(log_p.shape[:-1] + (1,))
-            terms.append(log_p.gather(-1, index).squeeze(-1))
-        return torch.stack(terms, dim=-1)
+        shifted, _, sums = self._normalise(params)
+        codes = (x.long() + self._layout("_offsets", x.device)).expand(sums.shape)
+        return shifted.gather(-1, codes) - sums.log()
+
+    def _mode(self, values):
+        """The position of the largest of ``values`` (shape ``(..., n_params)``)
+        within each column, shape ``(..., n_features)``."""
+        grid = self._layout("_grid", values.device)
+        rows = values.reshape(-1, self.n_params)
+        picked = rows.index_select(-1, grid.reshape(-1))
+        return picked.reshape(values.shape[:-1] + grid.shape).argmax(-1)
 
     def impute(self, params, weights):
         """The most probable category under the weighted mixture."""
-        probabilities = [
-            (weights.unsqueeze(-1) * torch.softmax(logits, -1)).sum(0)
-            for logits in self._columns(params)
-        ]
-        return torch.stack([p.argmax(-1).to(params.dtype) for p in probabilities], dim=-1)
+        _, exp, sums = self._normalise(params)
+        share = self._per_input(weights.unsqueeze(-1) / sums)
+        return self._mode((share * exp).sum(0)).to(params.dtype)
 
     def input_mask(self, mask):
-        return torch.repeat_interleave(
-            mask, torch.tensor(self.n_categories, device=mask.device), dim=-1
-        )
+        column = self._layout("_input_column", mask.device)
+        return mask.gather(-1, column.expand(mask.shape[:-1] + column.shape))
 
     def mean(self, params):
         """The most probable category's code (the mode) of each column."""
-        return torch.stack(
-            [logits.argmax(-1).to(params.dtype) for logits in self._columns(params)], dim=-1
-        )
+        return self._mode(params).to(params.dtype)
 
     def sample(self, params, generator):
+        # One draw per column, as torch.multinomial makes them: the random
+        # numbers taken from the generator depend on each column's width.
         draws = [
             torch.multinomial(torch.softmax(logits, -1), 1, generator=generator).squeeze(-1)
             for logits in self._columns(params)

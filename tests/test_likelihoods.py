@@ -12,6 +12,7 @@ from skvae._likelihoods import (
     NegativeBinomial,
     Observation,
     Poisson,
+    init_args,
     observed,
 )
 from skvae._statistics import smallest_gaps
@@ -227,6 +228,79 @@ def test_categorical_mode_and_samples_are_valid_codes():
     assert set(draws.unique().tolist()) <= {0.0, 1.0, 2.0, 3.0}
     assert (draws == 1).double().mean() > 0.9
 
+
+def _per_column_reference(counts, params, codes, mask):
+    """What the categorical likelihood computes, one column at a time."""
+    terms, one_hots, input_masks, modes, start = [], [], [], [], 0
+    for j, n in enumerate(counts):
+        logits = params[..., start:start + n]
+        log_p = torch.log_softmax(logits, dim=-1)
+        index = codes[:, j].long().unsqueeze(-1).expand(log_p.shape[:-1] + (1,))
+        terms.append(log_p.gather(-1, index).squeeze(-1))
+        one_hot = torch.nn.functional.one_hot(codes[:, j].long(), n)
+        one_hots.append(one_hot.to(codes.dtype))
+        input_masks.append(mask[:, j:j + 1].expand(-1, n))
+        modes.append(logits.argmax(-1).to(params.dtype))
+        start += n
+    return (torch.stack(terms, -1), torch.cat(one_hots, -1), torch.cat(input_masks, -1),
+            torch.stack(modes, -1))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("leading", [(), (3,), (2, 4)])
+def test_categorical_matches_a_per_column_computation(dtype, leading):
+    """The columns handled at once give what each column alone would: log-probs
+    (and their gradients) under leading sample dimensions, one-hot inputs,
+    input masks, modes and importance-weighted imputations."""
+    counts = [3, 1, 7, 2, 12]
+    lik = Categorical([tuple(range(n)) for n in counts]).to(dtype)
+    generator = torch.Generator().manual_seed(0)
+    rows = 11
+    shape = leading + (rows, sum(counts))
+    params = torch.randn(shape, generator=generator, dtype=dtype) * 4
+    params[..., 5] = 200.0  # a column far above the others: each has its own shift
+    params[..., 0:3] = 9.0  # ties: the mode is the first of them
+    params[..., 11:13] = -5.0
+    params.requires_grad_(True)
+    codes = [torch.randint(n, (rows,), generator=generator) for n in counts]
+    codes = torch.stack(codes, -1).to(dtype)
+    mask = torch.rand(rows, len(counts), generator=generator) > 0.3
+    reference = _per_column_reference(counts, params, codes, mask)
+    terms, one_hot, input_mask, mode = reference
+
+    got = lik.log_prob_terms(params, codes)
+    torch.testing.assert_close(got, terms)
+    torch.testing.assert_close(lik.log_prob(params, codes), terms.sum(-1))
+    grad, = torch.autograd.grad((got * mask).sum(), params)
+    expected_grad, = torch.autograd.grad((terms * mask).sum(), params)
+    torch.testing.assert_close(grad, expected_grad)
+    assert torch.equal(lik.network_input(codes), one_hot)
+    assert torch.equal(lik.input_mask(mask), input_mask)
+    assert torch.equal(lik.mean(params.detach()), mode)
+
+    # Random logits for the imputation: the reference's softmax may round tied
+    # probabilities apart, so that its argmax over exact ties is not the first.
+    samples = torch.randn((6, rows, sum(counts)), generator=generator, dtype=dtype) * 4
+    weights = torch.randn(samples.shape[:2], generator=generator, dtype=dtype)
+    weights = torch.softmax(weights, 0)
+    mixture = [
+        (weights.unsqueeze(-1) * torch.softmax(logits, -1)).sum(0).argmax(-1)
+        for logits in torch.split(samples, counts, dim=-1)
+    ]
+    assert torch.equal(lik.impute(samples, weights), torch.stack(mixture, -1).to(dtype))
+
+
+def test_categorical_index_tensors_are_rebuilt_not_saved():
+    """The index tensors follow the module (dtype changes leave them alone) and
+    are rebuilt from the categories, so a saved model's state stays the same."""
+    lik = Categorical([(0, 1, 2), ("a", "b")]).double()
+    assert lik.state_dict() == {}
+    assert lik._input_column.dtype == torch.long
+    args, kwargs = init_args(lik)
+    clone = Categorical(*args, **kwargs)
+    clone.load_state_dict(lik.state_dict(), strict=True)
+    for name, tensor in lik.named_buffers():
+        assert torch.equal(getattr(clone, name), tensor)
 
 
 def test_masked_log_prob_sums_the_observed_entries_only():
