@@ -244,7 +244,8 @@ class VAETransformer(
         scored as ``score`` scores them, with the importance-weighted bound of
         ``n_score_samples`` samples (fixed draws, so epochs compare fairly):
         the single-sample ELBO can stall while that bound still improves
-        (see the user guide's "Training").
+        (see the user guide's "Training"). Beyond 2,048 held-out rows, a
+        fixed random sample of 2,048 of them is scored each epoch.
     validation_fraction : float, default=0.1
         Share of rows held out when ``early_stopping`` is on.
     n_iter_no_change : int, default=10

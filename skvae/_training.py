@@ -96,6 +96,22 @@ class TrainingData:
         return self.valid_rows is not None
 
 
+# Early stopping scores at most VALIDATION_ROWS of the held-out rows per epoch
+# (a fixed random sample), so that on a large data set the validation pass, at
+# ``validation_samples`` decoder passes per row, stays a small share of an epoch.
+VALIDATION_ROWS = 2048
+
+
+def validation_sample(rows, generator):
+    """At most ``VALIDATION_ROWS`` of the held-out ``rows``, drawn once with
+    ``generator`` and kept in their original order; ``rows`` itself (drawing
+    nothing) when there are no more than that."""
+    if rows is None or rows.shape[0] <= VALIDATION_ROWS:
+        return rows
+    pick = torch.randperm(rows.shape[0], generator=generator, device=generator.device)
+    return rows[pick[:VALIDATION_ROWS].sort().values.to(rows.device)]
+
+
 @dataclass
 class TrainingResult:
     """What training reports; curves include those of earlier calls it continued."""
@@ -528,6 +544,7 @@ class _Run:
             self.valid_objective.draw_noise(1, module.n_components, generator)
             if data.monitored else None
         )
+        self.valid_rows = validation_sample(data.valid_rows, generator)
         self.best_state = self.last_good = snapshot(module)
         # The optimiser's state goes back with the weights after a divergence:
         # moments holding NaN would make every later step diverge too.
@@ -574,7 +591,7 @@ class _Run:
         score = None
         if self.data.monitored:
             score = mean_bound(self.module, self.valid_objective, self.data.x, self.valid_noise,
-                               self.data.valid_rows, collective, self.data.missing,
+                               self.valid_rows, collective, self.data.missing,
                                self.data.weights)
             result.validation_scores.append(score)
             if score > result.best_validation_score:

@@ -511,3 +511,37 @@ def test_early_stopping_scores_held_out_rows_with_the_score_bound(low_rank):
             vae.fit(low_rank)
         scores[n] = vae.validation_scores_[-1]
     assert scores[64] > scores[1] + 0.1
+
+
+def test_validation_sample_caps_the_scored_rows(monkeypatch):
+    """At most VALIDATION_ROWS held-out rows are scored: a fixed sample, in
+    order, drawn from the generator; fewer rows are used whole, drawing nothing."""
+    monkeypatch.setattr(training, "VALIDATION_ROWS", 5)
+    rows = torch.arange(100, 120)
+    generator = torch.Generator().manual_seed(0)
+    picked = training.validation_sample(rows, generator)
+    assert picked.shape == (5,)
+    assert set(picked.tolist()) <= set(rows.tolist())
+    assert picked.tolist() == sorted(picked.tolist())
+    again = training.validation_sample(rows, torch.Generator().manual_seed(0))
+    assert torch.equal(picked, again)
+    state = generator.get_state()
+    assert training.validation_sample(rows[:5], generator) is not None
+    assert torch.equal(training.validation_sample(rows[:5], generator), rows[:5])
+    assert torch.equal(generator.get_state(), state)  # nothing drawn
+
+
+def test_early_stopping_with_a_capped_validation_sample(monkeypatch, low_rank):
+    """With more held-out rows than the cap, early stopping still scores,
+    keeps its best epoch, and is reproducible."""
+    monkeypatch.setattr(training, "VALIDATION_ROWS", 8)
+    fits = [VAETransformer(early_stopping=True, validation_fraction=0.2, max_iter=5,
+                           random_state=0) for _ in range(2)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for vae in fits:
+            vae.fit(low_rank)
+    scores = fits[0].validation_scores_
+    assert len(scores) == 5 and np.isfinite(scores).all()
+    assert fits[0].best_validation_score_ == max(scores)
+    assert scores == fits[1].validation_scores_
