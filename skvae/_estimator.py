@@ -241,8 +241,9 @@ class VAETransformer(
         Hold out ``validation_fraction`` of the rows, stop when their score
         has not improved by ``tol`` for the patience of ``n_iter_no_change``,
         and keep the weights that scored best on them. The held-out rows are
-        scored as ``score`` scores them, with the importance-weighted bound of
-        ``n_score_samples`` samples (fixed draws, so epochs compare fairly):
+        scored with the bound ``score`` reports, the importance-weighted bound of
+        ``n_score_samples`` samples (with random draws fixed for the whole fit,
+        so epochs compare fairly, where ``score`` uses its own fixed draws):
         the single-sample ELBO can stall while that bound still improves
         (see the user guide's "Training"). Beyond 2,048 held-out rows, a
         fixed random sample of 2,048 of them is scored each epoch.
@@ -286,8 +287,11 @@ class VAETransformer(
         (scaling, categories, variance floors) are merged across ranks, every
         rank takes the same number of steps per epoch (a smaller shard goes round
         again), each step averages the gradients of one batch of ``batch_size``
-        rows per rank, and the training loss and validation ELBO are averaged
-        over ranks, so early stopping decides once for all. Every rank ends with
+        rows per rank, and the training loss and validation score are averaged
+        over ranks, so early stopping decides once for all. (With
+        ``min_variance="auto"``, repeated values are counted within each
+        rank's shard and the counts summed: a feature whose values repeat
+        only across shards can get the continuous floor.) Every rank ends with
         the same fitted estimator, on the CPU. Under ``device="auto"`` a rank
         trains on the GPU that ``LOCAL_RANK`` names when CUDA is available.
         See the user guide's "Scaling out".

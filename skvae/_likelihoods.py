@@ -298,7 +298,9 @@ class Gaussian(Likelihood):
 
     @classmethod
     def merge_statistics(cls, parts):
-        # Repeats across row sets are not seen: the merged share is a lower bound.
+        # Repeats across row sets are not seen: the merged share is a lower
+        # bound, and a feature whose values repeat only across shards can get
+        # the continuous floor (documented under ``distributed``).
         repeats = [part.get("repeats") for part in parts]
         merged = {
             "moments": merge_moments([part["moments"] for part in parts]),
@@ -726,6 +728,10 @@ class Categorical(Likelihood):
         """The position of the largest of ``values`` (shape ``(..., n_params)``)
         within each column, shape ``(..., n_features)``."""
         grid = self._layout("_grid", values.device)
+        if grid.numel() > 4 * self.n_params:
+            # One wide column among narrow ones: the padded grid would be many
+            # times the logits' size, so take the columns one at a time.
+            return torch.stack([c.argmax(-1) for c in self._columns(values)], dim=-1)
         rows = values.reshape(-1, self.n_params)
         picked = rows.index_select(-1, grid.reshape(-1))
         return picked.reshape(values.shape[:-1] + grid.shape).argmax(-1)

@@ -446,7 +446,9 @@ def mean_bound(module, objective, x, noise, rows=None, collective=SINGLE, missin
     device = noise.device
     n_rows = x.shape[0] if rows is None else rows.shape[0]
     total = torch.zeros((), dtype=torch.float64, device=device)
-    for part in batch_slices(n_rows, EVAL_BATCH_SIZE):
+    # Each row is decoded once per importance sample: as many decoder rows per
+    # batch as ``score_samples`` uses.
+    for part in batch_slices(n_rows, max(1, EVAL_BATCH_SIZE // objective.n_samples)):
         if rows is None:
             batch = x[part].to(device)
         else:

@@ -97,7 +97,8 @@ def test_gaussian_auto_floor_tells_repeated_values_from_distinct_ones():
     np.testing.assert_allclose(floor[1], max(1e-3, (1 / 16 / X[:, 1].std()) ** 2 / 12))
     assert floor[2] == pytest.approx(Gaussian.DISCRETE_FLOOR)
     assert floor[3] == pytest.approx(Gaussian.CONSTANT_FLOOR)
-    # Statistics merged from row sets (partial or distributed fits) agree.
+    # Statistics merged from row sets (distributed fits) agree here, where each
+    # half shows the same repeats; repeats across the halves are not counted.
     merged = Gaussian(4).double()
     merged.set_statistics(Gaussian.merge_statistics(
         [lik.statistics(X[:250]), lik.statistics(X[250:])]
@@ -345,3 +346,14 @@ def test_missing_entries_are_neutral_network_inputs():
     # one-hot block is all zeros.
     torch.testing.assert_close(inputs, torch.tensor([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]],
                                                     dtype=torch.float64))
+
+
+def test_categorical_mode_with_one_wide_column_among_narrow_ones():
+    """One column of many categories next to many binary ones: the mode is
+    found column by column (no padded grid hundreds of times the logits'
+    size), and agrees with each column's argmax."""
+    lik = Categorical([list(range(300))] + [["no", "yes"]] * 50)
+    params = torch.randn(7, lik.n_params, generator=torch.Generator().manual_seed(0))
+    expected = torch.stack(
+        [c.argmax(-1) for c in torch.split(params, lik.n_categories, dim=-1)], -1)
+    assert torch.equal(lik.mean(params), expected.to(params.dtype))
