@@ -301,20 +301,18 @@ class Gaussian(Likelihood):
         # Repeats across row sets are not seen: the merged share is a lower
         # bound, and a feature whose values repeat only across shards can get
         # the continuous floor (documented under ``distributed``).
-        repeats = [part.get("repeats") for part in parts]
-        merged = {
+        return {
             "moments": merge_moments([part["moments"] for part in parts]),
             "gap": merge_gaps([part["gap"] for part in parts]),
+            "repeats": tuple(np.sum([part["repeats"][i] for part in parts], axis=0)
+                             for i in (0, 1)),
         }
-        if all(r is not None for r in repeats):
-            merged["repeats"] = tuple(np.sum([r[i] for r in repeats], axis=0) for i in (0, 1))
-        return merged
 
     def base_floor(self, stats):
         """Each feature's floor from ``min_variance`` alone (see the class docstring)."""
         if self.min_variance != "auto":
             return np.full(self.n_features, self.min_variance)
-        repeats, pairs = stats.get("repeats", (np.ones(self.n_features), np.ones(self.n_features)))
+        repeats, pairs = stats["repeats"]
         share = np.divide(repeats, pairs, out=np.ones(self.n_features), where=pairs > 0)
         return np.where(share > self.REPEAT_SHARE, self.DISCRETE_FLOOR, self.CONTINUOUS_FLOOR)
 
