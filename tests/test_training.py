@@ -396,6 +396,23 @@ def test_structural_change_on_warm_start_is_refused(make_vae, correlated, name, 
     assert getattr(vae, name) == value
 
 
+def test_default_weight_decay_shrinks_the_networks_and_spares_the_likelihood(make_vae,
+                                                                           correlated):
+    vae = make_vae(max_iter=3).fit(correlated)
+    networks, own = vae._optimizer.param_groups
+    assert vae.alpha == 3e-3 and networks["weight_decay"] == 3e-3
+    assert own["weight_decay"] == 0.0  # the Gaussian's variances are not penalised
+
+    def squared_norm(fitted):
+        return sum(float((p.detach() ** 2).sum()) for net in (fitted.module_.encoder,
+                                                             fitted.module_.decoder)
+                   for p in net.parameters())
+
+    free = make_vae(max_iter=30, alpha=0.0).fit(correlated)
+    penalised = make_vae(max_iter=30, alpha=1.0).fit(correlated)
+    assert squared_norm(penalised) < 0.5 * squared_norm(free)
+
+
 def test_learning_rate_and_alpha_apply_to_a_warm_start(make_vae, correlated):
     vae = make_vae(max_iter=2, warm_start=True).fit(correlated)
     vae.set_params(learning_rate_init=0.05, alpha=0.01)
