@@ -628,7 +628,8 @@ class VAETransformer(
         self._record(result, early_stopping)
         self._record_latent_usage(self.module_, X, device, group)
         context.call_on_fit_task_end(estimator=self, X=raw, y=y, reconstruction_attributes={})
-        self._report(result, max_iter, warn_unconverged=max_iter > 1)
+        self._report(result, max_iter, warn_unconverged=max_iter > 1,
+                     monitored=data.monitored)
 
     @contextlib.contextmanager
     def _transaction(self):
@@ -900,7 +901,7 @@ class VAETransformer(
         for name, value in self._fitted_curves(result, early_stopping).items():
             setattr(self, name, value)
 
-    def _report(self, result, max_iter, warn_unconverged):
+    def _report(self, result, max_iter, warn_unconverged, monitored=False):
         if result.diverged:
             raise TrainingDivergedError(
                 f"Training diverged: the loss became NaN or infinite in epoch "
@@ -917,11 +918,16 @@ class VAETransformer(
                 "keeps the best weights so far and can be used."
             )
         if warn_unconverged and not (result.converged or result.stopped_by_hook):
-            warn(
-                f"VAETransformer stopped at max_iter={max_iter} epochs while the loss "
-                "was still improving; consider raising max_iter.",
-                ConvergenceWarning,
-            )
+            if monitored:
+                advice = ("while the score of the held-out rows was still improving; "
+                          "consider raising max_iter.")
+            else:
+                advice = ("while the training loss was still improving. A higher max_iter "
+                          "trains further but can overfit a small table; "
+                          "early_stopping=True stops when the score of held-out rows "
+                          "stops improving.")
+            warn(f"VAETransformer stopped at max_iter={max_iter} epochs {advice}",
+                 ConvergenceWarning)
 
     # ---------------------------------------------------------------- inference
 

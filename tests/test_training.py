@@ -61,8 +61,17 @@ def test_best_weights_are_restored(monkeypatch, make_vae, correlated):
 
 def test_max_iter_warns_when_still_improving(make_vae, correlated):
     X = correlated
-    with pytest.warns(ConvergenceWarning, match="max_iter=2"):
+    with pytest.warns(ConvergenceWarning, match="max_iter=2") as record:
         make_vae(max_iter=2).fit(X)
+    # Without held-out rows the warning says what raising max_iter risks, and
+    # offers early stopping; with them, it names the held-out score.
+    message = str(record[0].message)
+    assert "training loss" in message and "early_stopping=True" in message
+    with pytest.warns(ConvergenceWarning, match="max_iter=2") as record:
+        make_vae(max_iter=2, early_stopping=True).fit(X)
+    message = str(record[0].message)
+    assert "held-out rows was still improving" in message
+    assert "early_stopping=True" not in message
 
 
 def test_interrupt_leaves_a_working_model(monkeypatch, make_vae, correlated):
