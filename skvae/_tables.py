@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._likelihoods import LIKELIHOODS, Observation, build_likelihood
+from ._likelihoods import LIKELIHOODS, Likelihood, Observation, build_likelihood
 
 AUTO = "auto"
 MAX_AUTO_COUNT = 1000
@@ -99,7 +99,10 @@ def _auto_likelihood(column, name):
     ):
         return "categorical"
     if pd.api.types.is_integer_dtype(dtype):
-        small_counts = column.min() >= 0 and column.max() < MAX_AUTO_COUNT
+        observed = column.dropna()  # a nullable column may hold pd.NA
+        # (A column with no observed value is refused later, with its name.)
+        small_counts = observed.empty or (
+            observed.min() >= 0 and observed.max() < MAX_AUTO_COUNT)
         return "negbinom" if small_counts else "gaussian"
     if pd.api.types.is_float_dtype(dtype):
         return "gaussian"
@@ -287,17 +290,21 @@ def decode(M, observation, specs, as_frame):
     """Model output (a float matrix) back in the user's types.
 
     Each likelihood decodes its columns (categories, counts as integers); for a
-    DataFrame, booleans come back as booleans and integers rounded, in a frame
-    with the original columns and dtypes when ``as_frame``.
+    DataFrame, booleans come back as booleans and integers rounded and clipped
+    to their dtype's range, in a frame with the original columns and dtypes
+    when ``as_frame``. An array keeps ``M``'s float dtype unless a column holds
+    categories.
     """
-    if not as_frame and all(lik.numeric for lik in observation.likelihoods):
-        return M
+    if not as_frame and all(type(lik).decode is Likelihood.decode
+                            for lik in observation.likelihoods):
+        return M  # every column is its float mean: nothing to decode
     columns = [None] * len(specs)
     for lik, cols in zip(observation.likelihoods, observation.columns):
         for j, column in zip(cols, lik.decode(M[:, cols])):
             columns[j] = _as_dtype(column, specs[j].dtype) if as_frame and lik.numeric else column
     if not as_frame:
-        return np.column_stack(columns)
+        out = np.column_stack(columns)
+        return out.astype(M.dtype) if out.dtype.kind in "biuf" else out
     pd = _pandas()
     frame = pd.DataFrame({spec.name: column for spec, column in zip(specs, columns)})
     for spec in specs:
@@ -307,10 +314,15 @@ def decode(M, observation, specs, as_frame):
 
 def _as_dtype(column, dtype):
     """Numbers shaped for a column of ``dtype``: thresholded for booleans,
-    rounded for integers."""
+    rounded for integers and clipped to the integer type's range (a mean or a
+    draw beyond it would otherwise wrap around in the cast)."""
     pd = _pandas()
     if pd.api.types.is_bool_dtype(dtype):
         return column >= 0.5
     if pd.api.types.is_integer_dtype(dtype):
-        return np.rint(column)
+        limits = np.iinfo(getattr(dtype, "numpy_dtype", dtype))
+        high = np.float64(limits.max)
+        if limits.bits == 64:  # 2**63 - 1 and 2**64 - 1 round up to a power of 2
+            high = np.nextafter(high, -np.inf)
+        return np.clip(np.rint(np.asarray(column, dtype=np.float64)), limits.min, high)
     return column

@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from sklearn.compose import ColumnTransformer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
@@ -160,3 +161,54 @@ def test_nullable_boolean_column_comes_back_as_booleans(make_vae):
     out = vae.inverse_transform(vae.transform(frame))
     assert out["flag"].dtype == "boolean"
     assert set(out["flag"]) <= {True, False}
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.uint16, "Int8"])
+def test_decoded_integers_are_clipped_to_the_dtype_not_wrapped(dtype):
+    info = np.iinfo(pd.array([0], dtype=dtype).dtype.numpy_dtype
+                    if isinstance(dtype, str) else dtype)
+    values = np.array([info.min, info.max] * 10)
+    frame = pd.DataFrame({"n": pd.array(values, dtype=dtype)})
+    specs = column_specs(frame, "gaussian", KNOWN)
+    observation = build_observation(frame, specs, {})
+    far = np.array([[-1e6], [1e6], [np.float64(info.max) + 0.4]])  # beyond the range
+    decoded = decode(far, observation, specs, as_frame=True)
+    assert decoded["n"].dtype == frame["n"].dtype
+    assert decoded["n"].tolist() == [info.min, info.max, info.max]
+
+
+def test_estimator_outputs_stay_within_an_int8_columns_range():
+    from skvae import VAETransformer
+
+    frame = pd.DataFrame({"t": np.array([-120, -100, 100, 120] * 10, dtype=np.int8)})
+    vae = VAETransformer(n_components=1, max_iter=3, random_state=0).fit(frame)
+    mean = vae.inverse_transform(np.array([[0.0], [30.0], [-30.0]]))["t"]
+    module = vae.module_.eval()
+    with torch.no_grad():
+        far = module.observation.mean(module.decode(
+            torch.tensor([[0.0], [30.0], [-30.0]]))).numpy()[:, 0]
+    # Each decoded mean is the model's mean rounded, or the range's end past it.
+    assert mean.tolist() == np.clip(np.rint(far), -128, 127).astype(int).tolist()
+    drawn = vae.sample(500, random_state=0)["t"]
+    assert drawn.dtype == np.int8 and drawn.between(-128, 127).all()
+
+
+def test_count_columns_of_arrays_come_back_rounded():
+    from skvae import VAETransformer
+
+    X = np.random.RandomState(0).poisson(3, size=(60, 2)).astype(np.float32)
+    vae = VAETransformer(likelihood=["poisson", "gaussian"], max_iter=3,
+                         random_state=0).fit(X)
+    codes = np.random.RandomState(1).normal(size=(20, 2)).astype(np.float32)
+    out = vae.inverse_transform(codes)
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out[:, 0], np.maximum(np.rint(out[:, 0]), 0))
+    assert not np.array_equal(out[:, 1], np.rint(out[:, 1]))  # Gaussian: not rounded
+
+
+def test_an_all_missing_nullable_integer_column_gets_the_clear_error():
+    from skvae import VAETransformer
+
+    frame = pd.DataFrame({"a": np.arange(20.0), "i": pd.array([None] * 20, dtype="Int64")})
+    with pytest.raises(ValueError, match=r"Columns \['i'\] have no observed values"):
+        VAETransformer(max_iter=2).fit(frame)
