@@ -588,7 +588,7 @@ class VAETransformer(
             else:
                 n_components = self.n_components
                 if n_components == "auto":
-                    n_components = self._choose_n_components(raw, y)
+                    n_components = self._choose_n_components(raw, y, sample_weight)
                 X, missing = self._initialise(raw, group, n_components)
             settings = self._settings(max_iter, self._batch_rows(X.shape[0], group))
             learning_rate = self._learning_rate_for(settings.batch_size)
@@ -680,10 +680,11 @@ class VAETransformer(
                 ))
         return raw
 
-    def _choose_n_components(self, raw, y):
+    def _choose_n_components(self, raw, y, sample_weight=None):
         """The size ``n_components="auto"`` chooses for the validated input
         ``raw``: the number of active dimensions (at least one) of a model
-        first fitted with ``min(n_features, AUTO_MAX_COMPONENTS)``."""
+        first fitted with ``min(n_features, AUTO_MAX_COMPONENTS)``, on the same
+        ``sample_weight``."""
         largest = min(raw.shape[1], AUTO_MAX_COMPONENTS)
         if largest == 1:
             return 1
@@ -693,7 +694,7 @@ class VAETransformer(
         with warnings.catch_warnings():
             # The final fit warns when it does not converge; the probe need not.
             warnings.simplefilter("ignore", ConvergenceWarning)
-            probe.fit(raw, y)
+            probe.fit(raw, y, sample_weight=sample_weight)
         return max(1, int(probe.active_components_.sum()))
 
     def _record_latent_usage(self, module, X, device, group=SINGLE):
@@ -790,6 +791,15 @@ class VAETransformer(
                 "sample_weight is zero for every training row; at least one row must "
                 "have a positive weight."
             )
+        if data.valid_rows is not None:
+            (held_out,) = group.sum([float(weights[data.valid_rows.cpu()].sum())])
+            if held_out <= 0:
+                raise ValueError(
+                    "sample_weight is zero for every row early stopping held out (a "
+                    "random validation_fraction of the rows), so there is no score to "
+                    "stop on. Drop the rows of weight 0, raise validation_fraction, or "
+                    "set early_stopping=False."
+                )
         return (weights * (count / total)).to(data.x.device, torch.float32)
 
     def _library(self):

@@ -94,3 +94,40 @@ def test_weights_are_routed_through_a_pipeline_and_a_search(make_vae, correlated
                               {"n_components": [1, 2]}, cv=2)
         search.fit(correlated, sample_weight=weights)
         assert search.best_params_["n_components"] in (1, 2)
+
+
+def test_zero_weights_on_every_held_out_row_are_refused_clearly(make_vae, correlated,
+                                                                monkeypatch):
+    # The split holds out the first 20 rows, all of weight 0: there is no
+    # score to stop on.
+    import skvae._estimator as estimator
+
+    def first_rows_held_out(n_rows, validation_fraction, generator):
+        return torch.arange(20, n_rows), torch.arange(20)
+
+    monkeypatch.setattr(estimator, "split_validation", first_rows_held_out)
+    weights = np.r_[np.zeros(20), np.ones(len(correlated) - 20)]
+    vae = make_vae(max_iter=2).fit(correlated)
+    before = vae.transform(correlated)
+    vae.set_params(early_stopping=True)
+    with pytest.raises(ValueError, match="zero for every row early stopping held out"):
+        vae.fit(correlated, sample_weight=weights)
+    np.testing.assert_array_equal(vae.transform(correlated), before)
+    weights[0] = 1.0  # one held-out row with weight: it trains and stops on it
+    assert np.isfinite(vae.fit(correlated, sample_weight=weights).validation_scores_).all()
+
+
+def test_auto_size_is_chosen_on_the_weighted_rows(make_vae, correlated, monkeypatch):
+    seen = []
+    original = VAETransformer._train
+
+    def spy(self, X, y, max_iter, continuing, early_stopping, sample_weight=None):
+        seen.append((self.n_components, sample_weight is not None))
+        return original(self, X, y, max_iter, continuing, early_stopping, sample_weight)
+
+    monkeypatch.setattr(VAETransformer, "_train", spy)
+    weights = np.random.RandomState(0).uniform(0.5, 2.0, len(correlated))
+    make_vae(n_components="auto", max_iter=2).fit(correlated, sample_weight=weights)
+    # The fit ("auto"), and inside it the sizing fit of min(n_features, 64)
+    # dimensions: both on the weighted rows.
+    assert seen == [("auto", True), (correlated.shape[1], True)]
