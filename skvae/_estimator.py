@@ -1123,7 +1123,14 @@ class VAETransformer(
         # Each row is decoded n_samples times: bound the rows per batch so that
         # memory does not grow with the number of importance samples.
         batch_size = max(1, EVAL_BATCH_SIZE // n_samples)
-        return self._apply(X, bound, batch_size).astype(np.float64)
+        scores = self._apply(X, bound, batch_size).astype(np.float64)
+        overflowed = ~np.isfinite(scores)
+        if overflowed.any() and X.dtype == np.float32:
+            # Rows far outside the data overflow float32 (a squared error over
+            # 3.4e38); their bound is finite in float64.
+            scores[overflowed] = self._apply(X[overflowed].astype(np.float64), bound,
+                                             batch_size)
+        return scores
 
     def score(self, X, y=None):
         """Mean lower bound on the log-likelihood of the rows of ``X``.

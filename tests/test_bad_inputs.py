@@ -371,3 +371,12 @@ if __name__ == "__main__":  # pragma: no cover - the counts for a report
             counts["other"] += 1
             print(f"{case[0]}: {failure}")
     print(f"{len(CASES)} cases: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+
+
+def test_extreme_float32_rows_score_finite_as_in_float64():
+    X = np.random.RandomState(0).normal(size=(40, 3))
+    vae = VAETransformer(hidden_layer_sizes=(8,), max_iter=3, random_state=0).fit(X)
+    far = X[:3] * np.array([[1e20], [1.0], [1e30]])  # squared errors overflow float32
+    scores32 = vae.score_samples(far.astype(np.float32))
+    assert np.isfinite(scores32).all()
+    np.testing.assert_allclose(scores32, vae.score_samples(far), rtol=1e-4)
