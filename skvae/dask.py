@@ -198,18 +198,24 @@ def sample(estimator, n_samples, chunks=100_000, random_state=None, *, noise=Tru
     seeds = check_random_state(random_state).randint(MAX_SEED, size=len(sizes))
     model = dask.delayed(estimator, pure=True)
     meta = estimator.sample(1, random_state=0, noise=noise)
-    blocks = [dask.delayed(_draw, pure=True)(model, size, int(seed), noise)
-              for size, seed in zip(sizes, seeds)]
+    starts = np.cumsum([0] + sizes[:-1]).tolist()
+    blocks = [dask.delayed(_draw, pure=True)(model, size, int(seed), noise, start)
+              for size, seed, start in zip(sizes, seeds, starts)]
     if hasattr(meta, "iloc"):
-        return _dd().from_delayed(blocks, meta=meta.iloc[:0], divisions=None)
+        # Rows numbered 0 to n_samples - 1 across the blocks, as in a single sample.
+        divisions = tuple(starts) + (n_samples - 1,)
+        return _dd().from_delayed(blocks, meta=meta.iloc[:0], divisions=divisions)
     return da.concatenate([
         da.from_delayed(block, shape=(size, meta.shape[1]), dtype=meta.dtype)
         for block, size in zip(blocks, sizes)
     ])
 
 
-def _draw(estimator, size, seed, noise=True):
-    return estimator.sample(size, random_state=seed, noise=noise)
+def _draw(estimator, size, seed, noise=True, start=0):
+    rows = estimator.sample(size, random_state=seed, noise=noise)
+    if hasattr(rows, "index"):  # a DataFrame block: its rows' numbers in the whole
+        rows.index = rows.index + start
+    return rows
 
 
 def _block(method):

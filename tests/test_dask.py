@@ -83,8 +83,11 @@ def test_dataframes_keep_their_columns_and_dtypes(client):
     np.testing.assert_allclose(scores.to_numpy(), vae.score_samples(frame))
     decoded = compute(client, skvae_dask.inverse_transform(vae, da.from_array(Z.to_numpy(), 50)))
     assert (decoded.dtypes == frame.dtypes).all() and len(decoded) == 120
-    drawn = compute(client, skvae_dask.sample(vae, 40, chunks=15, random_state=0))
+    lazy_draws = skvae_dask.sample(vae, 40, chunks=15, random_state=0)
+    assert lazy_draws.known_divisions
+    drawn = compute(client, lazy_draws)
     assert list(drawn.columns) == ["x", "n", "kind"] and len(drawn) == 40
+    assert drawn.index.tolist() == list(range(40))  # numbered as one sample would be
 
 
 @pytest.mark.slow
