@@ -142,7 +142,8 @@ def export_decoder(estimator, path, *, dtype="float32", opset=None):
     units of the data: the decoder's mean through each likelihood's ``mean``
     (for Bernoulli columns probabilities, for counts the unrounded mean).
     For an estimator fitted on an array this is what ``inverse_transform``
-    returns. For one fitted on a DataFrame, ``inverse_transform`` then rounds
+    returns, but for count columns, which it rounds to the nearest
+    non-negative integer. For one fitted on a DataFrame, ``inverse_transform`` then rounds
     integer columns, thresholds boolean ones at 0.5 and restores the columns'
     dtypes: that last step is left to the caller (see the user guide's
     "Serving with ONNX").
@@ -189,8 +190,9 @@ def export_decoder(estimator, path, *, dtype="float32", opset=None):
     ...     path = export_decoder(vae, os.path.join(folder, "decoder.onnx"))
     ...     session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
     >>> Z = np.zeros((2, 2), dtype=np.float32)
-    >>> means = session.run(["X"], {"Z": Z})[0]
-    >>> bool(np.allclose(means, vae.inverse_transform(Z), rtol=1e-5, atol=1e-5))
+    >>> means = session.run(["X"], {"Z": Z})[0]  # the mean counts
+    >>> counts = np.maximum(np.rint(means), 0)   # inverse_transform rounds them
+    >>> bool(np.array_equal(counts, vae.inverse_transform(Z)))
     True
     """
     module, torch_dtype = _prepare(estimator, dtype, "export_decoder")
