@@ -44,7 +44,10 @@ class VAEImputer(TransformerMixin, DocLinkMixin, BaseEstimator):
         a two-dimensional map, and the KL term leaves unneeded dimensions unused.
     missing_values : int, float, str, np.nan or None, default=np.nan
         The placeholder for missing values; entries equal to it are imputed
-        (in DataFrames also ``None`` and ``pd.NA``).
+        (in DataFrames also ``None`` and ``pd.NA``). In a DataFrame, an
+        integer or bool column holding it is modelled as the nullable
+        (``Int64``, ``boolean``, ...) column with those entries missing, and
+        comes back in its own dtype.
     n_importance_samples : int, default=64
         Latent draws per row for the conditional mean.
     sample_posterior : bool, default=False
@@ -53,10 +56,19 @@ class VAEImputer(TransformerMixin, DocLinkMixin, BaseEstimator):
         entry) instead of the conditional mean: for multiple imputation, call
         ``transform`` with different ``random_state``.
     add_indicator : bool, default=False
-        Append a :class:`~sklearn.impute.MissingIndicator`'s columns.
+        Append a :class:`~sklearn.impute.MissingIndicator`'s columns. A
+        DataFrame whose column labels are not all strings then comes back with
+        the columns named by :meth:`get_feature_names_out` (``x0``, ...,
+        ``missingindicator_x0``, ...).
     keep_empty_features : bool, default=False
-        Keep columns with no observed value in ``fit`` (filled with 0);
-        otherwise they are dropped, as scikit-learn's imputers do.
+        Keep columns with no observed value in ``fit``, filled with a constant
+        in ``transform``; otherwise they are dropped, as scikit-learn's
+        imputers do. An array's are filled with 0. A DataFrame's keep their
+        dtype: a number column (float, integer, nullable or not) is filled
+        with 0, a bool column with False, a categorical one with its first
+        category (with the category ``""`` when it has none) and a string or
+        object column with ``""``. ``fit`` raises a ValueError for an empty
+        column of another dtype (a date, say).
     random_state : int, RandomState instance or None, default=None
         Seeds the model (when its own ``random_state`` is None) and the latent
         draws; an int makes ``fit`` and ``transform`` reproducible.
@@ -125,13 +137,19 @@ class VAEImputer(TransformerMixin, DocLinkMixin, BaseEstimator):
         X = self._check(X, reset=True)
         missing = self._missing(X)
         self._empty = missing.all(axis=0)
+        self._empty_fills = None
         if self._empty.any() and not self.keep_empty_features:
             warn(
                 f"Skipping features without any observed values: "
                 f"{list(self._names()[self._empty])}. They are dropped from the output; "
-                "keep_empty_features=True keeps them, filled with 0.",
+                "keep_empty_features=True keeps them, filled with a constant (0 for "
+                "numbers).",
                 UserWarning,
             )
+        elif self._empty.any() and is_dataframe(X):
+            self._empty_fills = {
+                int(j): _empty_fill(X.iloc[:, j]) for j in np.flatnonzero(self._empty)
+            }
         rng = check_random_state(self.random_state)
         self._seed = int(rng.randint(MAX_SEED))
         estimator = clone(self.estimator if self.estimator is not None
@@ -176,10 +194,16 @@ class VAEImputer(TransformerMixin, DocLinkMixin, BaseEstimator):
             check_random_state(random_state).randint(MAX_SEED))
         filled = self._impute(M, seed)
         out = decode(filled, vae.module_.observation, vae._specs, vae._frame_output)
+        if is_dataframe(out) and is_dataframe(X):
+            out = _with_dtypes_of(out, self._kept(X))
         out = self._with_empty(out)
         if self.indicator_ is not None:
             out = _concatenate(out, self.indicator_.transform(_nan_where(missing)),
                                self.indicator_.get_feature_names_out(self._names()))
+            if is_dataframe(out) and not hasattr(self, "feature_names_in_"):
+                # Labels that are not all strings, followed by the indicator's
+                # string names, would be refused by the next scikit-learn step.
+                out.columns = self.get_feature_names_out()
         return from_pandas(out, library)  # in the input's DataFrame library
 
     def _impute(self, M, seed):
@@ -236,7 +260,8 @@ class VAEImputer(TransformerMixin, DocLinkMixin, BaseEstimator):
         if is_dataframe(X):
             mask = X.isna().to_numpy()
             if not _is_nan(self.missing_values):
-                mask |= (X == self.missing_values).to_numpy()
+                # (a nullable column compares to pd.NA where it holds pd.NA)
+                mask |= (X == self.missing_values).to_numpy(dtype=bool, na_value=False)
             return mask
         values = np.asarray(X)
         if _is_nan(self.missing_values):
@@ -244,12 +269,28 @@ class VAEImputer(TransformerMixin, DocLinkMixin, BaseEstimator):
         return (values == self.missing_values) | _isnan(values)
 
     def _as_nan(self, X, missing):
-        """``X`` with its missing entries as NaN (not modifying the caller's)."""
+        """``X`` with its missing entries as NaN (not modifying the caller's).
+
+        In a DataFrame, an integer or bool column with missing entries becomes
+        the nullable column (``Int64``, ``boolean``, ...) with ``pd.NA`` there,
+        as it would be modelled had they been ``pd.NA``; a float array keeps
+        its dtype.
+        """
         if is_dataframe(X):
-            return X.mask(missing) if missing.any() else X
-        if not missing.any() and np.issubdtype(np.asarray(X).dtype, np.floating):
+            if not missing.any():
+                return X
+            out = X.copy(deep=False)
+            for j in np.flatnonzero(missing.any(axis=0)):
+                column = X.iloc[:, j]
+                if _is_numpy_integer(column.dtype):
+                    column = column.astype(_nullable(column.dtype))
+                out.isetitem(j, column.mask(missing[:, j]))
+            return out
+        values = np.asarray(X)
+        floating = values.dtype.kind == "f"
+        if not missing.any() and floating:
             return X
-        out = np.array(X, dtype=np.float64)
+        out = np.array(values, dtype=values.dtype if floating else np.float64)
         out[missing] = np.nan
         return out
 
@@ -260,12 +301,27 @@ class VAEImputer(TransformerMixin, DocLinkMixin, BaseEstimator):
         return X.iloc[:, keep] if is_dataframe(X) else X[:, keep]
 
     def _with_empty(self, out):
-        """Put back, as zeros, the columns that were empty in fit, with
-        ``keep_empty_features``."""
+        """Put back the columns that were empty in fit, with
+        ``keep_empty_features``: an array's as zeros, a DataFrame's in their
+        dtypes, filled as ``fit`` chose (see :func:`_empty_fill`)."""
         if not (self.keep_empty_features and self._empty.any()):
             return out
         if is_dataframe(out):
-            full = out.reindex(columns=list(self.feature_names_in_), fill_value=0)
+            import pandas as pd
+
+            kept = iter(range(out.shape[1]))
+            columns, names = [], []
+            for j in range(len(self._empty)):
+                if j in self._empty_fills:
+                    name, value, dtype = self._empty_fills[j]
+                    columns.append(pd.Series(value, index=out.index, dtype=dtype))
+                else:
+                    k = next(kept)
+                    name = out.columns[k]
+                    columns.append(out.iloc[:, k])
+                names.append(name)
+            full = pd.concat(columns, axis=1, ignore_index=True)
+            full.columns = pd.Index(names)
             return full
         full = np.zeros((out.shape[0], len(self._empty)), dtype=out.dtype)
         full[:, ~self._empty] = out
@@ -315,6 +371,55 @@ def _isnan(values):
 
         return pd.isna(values)
     return np.zeros(values.shape, dtype=bool)
+
+
+def _is_numpy_integer(dtype):
+    """Whether ``dtype`` is a NumPy integer or bool dtype (which cannot hold a
+    missing value)."""
+    return isinstance(dtype, np.dtype) and dtype.kind in "biu"
+
+
+def _nullable(dtype):
+    """The pandas nullable dtype of a NumPy integer or bool ``dtype``
+    (``int64``: ``Int64``, ``uint8``: ``UInt8``, ``bool``: ``boolean``)."""
+    import pandas as pd
+
+    return pd.array(np.empty(0, dtype=dtype)).dtype
+
+
+def _with_dtypes_of(out, X):
+    """``out`` with the NumPy integer and bool dtypes of ``X``'s columns where
+    it holds their nullable counterparts (``_as_nan`` made them nullable to
+    mask placeholders; ``out`` has no missing entry left)."""
+    for j, dtype in enumerate(X.dtypes):
+        if _is_numpy_integer(dtype) and out.dtypes.iloc[j] == _nullable(dtype):
+            out.isetitem(j, out.iloc[:, j].astype(dtype))
+    return out
+
+
+def _empty_fill(column):
+    """``(name, value, dtype)`` for a column that is empty in ``fit``, kept
+    with ``keep_empty_features``: 0 (False for bools) for numbers, the first
+    category for categories, ``""`` for strings and objects, in the column's
+    dtype."""
+    import pandas as pd
+
+    dtype = column.dtype
+    if isinstance(dtype, pd.CategoricalDtype):  # (before bools: True/False categories)
+        if len(dtype.categories):
+            return column.name, dtype.categories[0], dtype
+        return column.name, "", pd.CategoricalDtype([""], ordered=dtype.ordered)
+    if pd.api.types.is_bool_dtype(dtype):
+        return column.name, False, dtype
+    if pd.api.types.is_numeric_dtype(dtype):
+        return column.name, 0, dtype
+    if pd.api.types.is_object_dtype(dtype) or isinstance(dtype, pd.StringDtype):
+        return column.name, "", dtype
+    raise ValueError(
+        f"Column {column.name!r} has no observed values, and its dtype {dtype} has no "
+        "value keep_empty_features=True can fill it with; drop the column, or convert "
+        "it to numbers, bools, strings or categories."
+    )
 
 
 def _nan_where(missing):

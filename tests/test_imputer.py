@@ -114,3 +114,92 @@ def test_in_a_pipeline_and_grid_search(correlated):
     search = GridSearchCV(pipe, {"vaeimputer__estimator__n_components": [1, 2]}, cv=2)
     search.fit(X_missing, y)
     assert search.best_score_ > 0.8
+
+
+def test_indicator_names_non_string_columns_for_downstream_steps():
+    X = np.random.RandomState(0).normal(size=(20, 3))
+    X[X > 1] = np.nan
+    frame = pd.DataFrame(X)  # integer column labels
+    imputer = VAEImputer(model(max_iter=3), add_indicator=True, random_state=0)
+    out = imputer.fit_transform(frame)
+    assert list(out.columns) == list(imputer.get_feature_names_out())
+    assert list(out.columns[:3]) == ["x0", "x1", "x2"]
+    # A scikit-learn step after it accepts the column names.
+    pipe = make_pipeline(
+        VAEImputer(model(max_iter=3), add_indicator=True, random_state=0),
+        model(max_iter=3),
+    )
+    assert pipe.fit_transform(frame).shape == (20, 2)
+    # Without indicator columns, the original labels stay.
+    plain = VAEImputer(model(max_iter=3), random_state=0).fit_transform(frame)
+    assert list(plain.columns) == [0, 1, 2]
+
+
+def test_kept_empty_columns_keep_their_dtypes():
+    n = 20
+    frame = pd.DataFrame({
+        "a": np.random.RandomState(0).normal(size=n),
+        "f": np.nan,
+        "i": pd.Series([pd.NA] * n, dtype="Int64"),
+        "b": pd.Series([pd.NA] * n, dtype="boolean"),
+        "s": pd.Series([None] * n, dtype="string"),
+        "o": pd.Series([None] * n, dtype=object),
+        "k": pd.Categorical([None] * n, categories=["p", "q"]),
+    })
+    imputer = VAEImputer(model(max_iter=3), keep_empty_features=True, random_state=0)
+    out = imputer.fit_transform(frame)
+    assert list(out.columns) == list(frame.columns)
+    pd.testing.assert_series_equal(out.dtypes, frame.dtypes)
+    assert (out["f"] == 0).all() and (out["i"] == 0).all() and (~out["b"]).all()
+    assert (out["s"] == "").all() and (out["o"] == "").all() and (out["k"] == "p").all()
+    assert not out.isna().any().any()
+    # Non-string column labels: the empty columns are put back under their
+    # labels; a categorical column without categories gets the category "".
+    labelled = pd.DataFrame(
+        {0: frame["a"], 1: frame["i"], 2: pd.Categorical([None] * n)})
+    out = VAEImputer(model(max_iter=3), keep_empty_features=True,
+                     random_state=0).fit_transform(labelled)
+    assert list(out.columns) == [0, 1, 2]
+    assert out[1].dtype == "Int64" and (out[1] == 0).all()
+    assert list(out[2].cat.categories) == [""] and (out[2] == "").all()
+
+
+def test_an_empty_column_without_a_fill_value_is_refused_when_kept():
+    frame = pd.DataFrame({"a": np.random.RandomState(0).normal(size=20),
+                          "when": pd.Series([pd.NaT] * 20, dtype="datetime64[ns]")})
+    imputer = VAEImputer(model(max_iter=3), keep_empty_features=True, random_state=0)
+    with pytest.raises(ValueError, match=r"Column 'when' has no observed values"):
+        imputer.fit(frame)
+
+
+def test_integer_column_with_a_numeric_placeholder_stays_integer():
+    rng = np.random.RandomState(0)
+    coded = pd.DataFrame({"a": rng.normal(size=20),
+                          "n": np.random.RandomState(1).poisson(3, 20),
+                          "s": pd.array(rng.choice(["u", "v"], 20), dtype="string")})
+    coded.loc[:3, "n"] = -1
+    original = coded.copy()
+    imputer = VAEImputer(model(max_iter=3), missing_values=-1, random_state=0)
+    out = imputer.fit_transform(coded)
+    pd.testing.assert_series_equal(out.dtypes, coded.dtypes)
+    assert (out["n"] >= 0).all()
+    np.testing.assert_array_equal(out["n"][4:], coded["n"][4:])
+    pd.testing.assert_frame_equal(coded, original)  # the caller's frame is untouched
+    # Modelled as the same column with pd.NA is.
+    nullable = coded.astype({"n": "Int64"})
+    nullable.loc[:3, "n"] = pd.NA
+    expected = VAEImputer(model(max_iter=3), random_state=0).fit_transform(nullable)
+    np.testing.assert_array_equal(out["n"], expected["n"].astype(np.int64))
+    np.testing.assert_array_equal(out["a"], expected["a"])
+    np.testing.assert_array_equal(out["s"], expected["s"])
+
+
+def test_float32_arrays_stay_float32():
+    X = np.random.RandomState(0).normal(size=(20, 3)).astype(np.float32)
+    holes = X.copy()
+    holes[0, 0] = np.nan
+    imputer = VAEImputer(model(max_iter=3), random_state=0).fit(holes)
+    assert imputer.transform(holes).dtype == np.float32
+    assert imputer.transform(X).dtype == np.float32
+    with_indicator = VAEImputer(model(max_iter=3), add_indicator=True, random_state=0)
+    assert with_indicator.fit_transform(holes).dtype == np.float32
