@@ -61,9 +61,10 @@ class VAEImputer(TransformerMixin, DocLinkMixin, BaseEstimator):
         the columns named by :meth:`get_feature_names_out` (``x0``, ...,
         ``missingindicator_x0``, ...).
     keep_empty_features : bool, default=False
-        Keep columns with no observed value in ``fit``, filled with a constant
-        in ``transform``; otherwise they are dropped, as scikit-learn's
-        imputers do. An array's are filled with 0. A DataFrame's keep their
+        Keep columns with no observed value in ``fit``; ``transform`` fills
+        their missing entries with a constant and keeps their observed ones,
+        as scikit-learn's imputers do. Otherwise they are dropped. An array's
+        are filled with 0. A DataFrame's keep their
         dtype: a number column (float, integer, nullable or not) is filled
         with 0, a bool column with False, a categorical one with its first
         category (with the category ``""`` when it has none) and a string or
@@ -196,7 +197,9 @@ class VAEImputer(TransformerMixin, DocLinkMixin, BaseEstimator):
         out = decode(filled, vae.module_.observation, vae._specs, vae._frame_output)
         if is_dataframe(out) and is_dataframe(X):
             out = _with_dtypes_of(out, self._kept(X))
-        out = self._with_empty(out)
+        out = self._with_empty(out, X, missing)
+        if is_dataframe(out) and is_dataframe(X):
+            out.index = X.index  # the input's row labels, as scikit-learn's imputers keep
         if self.indicator_ is not None:
             out = _concatenate(out, self.indicator_.transform(_nan_where(missing)),
                                self.indicator_.get_feature_names_out(self._names()))
@@ -300,10 +303,11 @@ class VAEImputer(TransformerMixin, DocLinkMixin, BaseEstimator):
         keep = np.flatnonzero(~self._empty)
         return X.iloc[:, keep] if is_dataframe(X) else X[:, keep]
 
-    def _with_empty(self, out):
+    def _with_empty(self, out, X, missing):
         """Put back the columns that were empty in fit, with
-        ``keep_empty_features``: an array's as zeros, a DataFrame's in their
-        dtypes, filled as ``fit`` chose (see :func:`_empty_fill`)."""
+        ``keep_empty_features``: their values in ``X`` where observed, and where
+        missing (``missing``) zeros in an array, in a DataFrame the fill ``fit``
+        chose (see :func:`_empty_fill`), in the column's dtype."""
         if not (self.keep_empty_features and self._empty.any()):
             return out
         if is_dataframe(out):
@@ -314,7 +318,18 @@ class VAEImputer(TransformerMixin, DocLinkMixin, BaseEstimator):
             for j in range(len(self._empty)):
                 if j in self._empty_fills:
                     name, value, dtype = self._empty_fills[j]
-                    columns.append(pd.Series(value, index=out.index, dtype=dtype))
+                    column = pd.Series(value, index=out.index, dtype=dtype)
+                    seen = ~missing[:, j]
+                    if seen.any():
+                        try:
+                            column[seen] = (X.iloc[seen, j].to_numpy() if is_dataframe(X)
+                                            else np.asarray(X)[seen, j])
+                        except (TypeError, ValueError) as exc:
+                            raise ValueError(
+                                f"Column {name!r} was empty in fit and holds values "
+                                f"that do not fit its dtype {dtype} in transform: {exc}"
+                            ) from None
+                    columns.append(column)
                 else:
                     k = next(kept)
                     name = out.columns[k]
@@ -325,6 +340,9 @@ class VAEImputer(TransformerMixin, DocLinkMixin, BaseEstimator):
             return full
         full = np.zeros((out.shape[0], len(self._empty)), dtype=out.dtype)
         full[:, ~self._empty] = out
+        empty = np.flatnonzero(self._empty)
+        observed = ~missing[:, empty]
+        full[:, empty] = np.where(observed, np.asarray(X)[:, empty], 0).astype(out.dtype)
         return full
 
     def _names(self):

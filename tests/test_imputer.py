@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.base import clone
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
@@ -203,3 +204,24 @@ def test_float32_arrays_stay_float32():
     assert imputer.transform(X).dtype == np.float32
     with_indicator = VAEImputer(model(max_iter=3), add_indicator=True, random_state=0)
     assert with_indicator.fit_transform(holes).dtype == np.float32
+
+
+def test_transform_keeps_row_labels_and_observed_values_of_kept_empty_columns():
+    rng = np.random.RandomState(0)
+    frame = pd.DataFrame({"a": rng.normal(size=30), "b": rng.normal(size=30),
+                          "e": np.nan}, index=np.arange(100, 130))
+    frame.loc[frame.index[:5], "a"] = np.nan
+    imputer = VAEImputer(VAETransformer(hidden_layer_sizes=(8,), max_iter=2, random_state=0),
+                         keep_empty_features=True, random_state=0)
+    with pytest.warns(ConvergenceWarning):  # two epochs
+        imputer.fit(frame)
+    later = frame.copy()
+    later.loc[later.index[:3], "e"] = [1.5, -2.0, 4.0]  # observed in transform
+    out = imputer.transform(later)
+    assert out.index.equals(later.index)
+    assert out["e"].tolist() == [1.5, -2.0, 4.0] + [0.0] * 27
+    on_arrays = clone(imputer)
+    with pytest.warns(ConvergenceWarning):
+        on_arrays.fit(frame.to_numpy())
+    array_out = on_arrays.transform(later.to_numpy())
+    np.testing.assert_array_equal(array_out[:, 2], out["e"].to_numpy())
