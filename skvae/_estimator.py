@@ -10,6 +10,7 @@ one of the modules that import scikit-learn.
 import contextlib
 import warnings
 import copy
+import functools
 from numbers import Integral, Real
 
 import numpy as np
@@ -71,6 +72,9 @@ from ._training import (
     auto_learning_rate,
     make_optimizer,
     move_optimizer_state,
+    optimizer_snapshot,
+    restore_optimizer,
+    snapshot,
     train_module,
     update_optimizer,
 )
@@ -591,11 +595,6 @@ class VAETransformer(
                     n_components = self._choose_n_components(raw, y, sample_weight)
                 X, missing = self._initialise(raw, group, n_components)
             settings = self._settings(max_iter, self._batch_rows(X.shape[0], group))
-            learning_rate = self._learning_rate_for(settings.batch_size)
-            if continuing:  # the current learning rate and penalty, on the kept moments
-                update_optimizer(self._optimizer, learning_rate, self.alpha)
-            else:
-                self._optimizer = make_optimizer(self.module_, learning_rate, self.alpha)
             seed = int(torch.randint(MAX_SEED, (1,), generator=self._generator))
             # Each rank shuffles its own shard and draws its own noise.
             generator = make_generator(seed + group.rank, device)
@@ -608,23 +607,32 @@ class VAETransformer(
             if group.distributed:
                 n_rows = X.shape[0] if data.train_rows is None else data.train_rows.shape[0]
                 data.steps = max(group.all_gather(-(-n_rows // settings.batch_size)))
-        context = self._init_callback_context(max_subtasks=max_iter)
-        context.call_on_fit_task_begin(estimator=self, X=raw, y=y)
-        hooks = [
-            Progress(self.verbose),
-            EpochCallbacks(self, context,
-                           lambda record: self._fitted_attributes(record, X, device), raw, y),
-        ]
-        module = self.module_.to(device)
-        move_optimizer_state(self._optimizer, device)
-        try:
-            result = train_module(
-                module, self._optimizer, data, self._objective(), settings, generator,
-                self._history, hooks,
-            )
-        finally:
-            self.module_ = module.to("cpu")
-            move_optimizer_state(self._optimizer, torch.device("cpu"))
+            # Set only once the data and weights have passed their checks.
+            learning_rate = self._learning_rate_for(settings.batch_size)
+            if continuing:  # the current learning rate and penalty, on the kept moments
+                update_optimizer(self._optimizer, learning_rate, self.alpha)
+            else:
+                self._optimizer = make_optimizer(self.module_, learning_rate, self.alpha)
+            # An error while training (a callback's, say) undoes the fit too: a
+            # Ctrl-C does not reach here (training stops and keeps its weights).
+            context = self._init_callback_context(max_subtasks=max_iter)
+            context.call_on_fit_task_begin(estimator=self, X=raw, y=y)
+            hooks = [
+                Progress(self.verbose),
+                EpochCallbacks(self, context,
+                               lambda record: self._fitted_attributes(record, X, device),
+                               raw, y),
+            ]
+            module = self.module_.to(device)
+            move_optimizer_state(self._optimizer, device)
+            try:
+                result = train_module(
+                    module, self._optimizer, data, self._objective(), settings, generator,
+                    self._history, hooks,
+                )
+            finally:
+                self.module_ = module.to("cpu")
+                move_optimizer_state(self._optimizer, torch.device("cpu"))
         self._record(result, early_stopping)
         self._record_latent_usage(self.module_, X, device, group)
         context.call_on_fit_task_end(estimator=self, X=raw, y=y, reconstruction_attributes={})
@@ -633,11 +641,18 @@ class VAETransformer(
 
     @contextlib.contextmanager
     def _transaction(self):
-        """Undo what validation and set-up changed when they fail: a bad refit
-        leaves the previously fitted model as it was."""
+        """Undo what validation, set-up and training changed when they fail: a
+        bad refit leaves the previously fitted model as it was, including the
+        weights and optimiser state a warm start trains in place."""
         state = dict(self.__dict__)
         generator = state.get("_generator")
         generator_state = generator.get_state() if generator is not None else None
+        module, optimizer = state.get("module_"), state.get("_optimizer")
+        weights = snapshot(module) if module is not None else None
+        if optimizer is not None:
+            moments = optimizer_snapshot(optimizer)
+            settings = [{key: value for key, value in group.items() if key != "params"}
+                        for group in optimizer.param_groups]
         try:
             yield
         except BaseException:  # a Ctrl-C during set-up too
@@ -645,6 +660,12 @@ class VAETransformer(
             self.__dict__.update(state)
             if generator is not None:
                 generator.set_state(generator_state)
+            if weights is not None:
+                module.to("cpu").load_state_dict(weights)
+            if optimizer is not None:
+                restore_optimizer(optimizer, moments)
+                for group, saved in zip(optimizer.param_groups, settings):
+                    group.update(saved)
             raise
 
     def _training_data(self, X, device, batch_size, early_stopping, generator):
@@ -1262,6 +1283,10 @@ def _same(a, b):
             return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
         if isinstance(a, dict) and isinstance(b, dict):
             return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+        if isinstance(a, functools.partial) and isinstance(b, functools.partial):
+            # A partial has no equality of its own (a copy is never equal).
+            return (_same(a.func, b.func) and _same(a.args, b.args)
+                    and _same(a.keywords, b.keywords))
         return bool(a == b)
     except (TypeError, ValueError):
         return a is b

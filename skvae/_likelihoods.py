@@ -791,6 +791,12 @@ def build_likelihood(factory, columns, options):
     """
     if isinstance(factory, str):
         factory = LIKELIHOODS[factory]
+    if isinstance(factory, Likelihood):
+        raise TypeError(
+            f"likelihood is a {type(factory).__name__} instance; pass its class (or a "
+            "factory such as functools.partial(MyLikelihood, df=3)), so that each fit "
+            "builds one for its columns."
+        )
     if isinstance(factory, type) and issubclass(factory, Likelihood):
         head = factory.from_columns(columns, options)
     else:

@@ -206,6 +206,13 @@ def build_networks(architecture, observation, n_components, options, encoder=Non
         if factory is None:
             networks.append(built[index])
             continue
+        if isinstance(factory, nn.Module):
+            raise TypeError(
+                f"{role} is a {type(factory).__name__} instance; pass its class or a "
+                f"factory instead (called as {role}(n_inputs, n_outputs), e.g. "
+                "functools.partial(MyNet, width=64)), so that each fit builds its own "
+                "network for the data's sizes."
+            )
         seed = 0 if generator is None else int(
             torch.randint(2**62, (1,), generator=generator, device=generator.device))
         with seeded_torch(seed):

@@ -192,6 +192,17 @@ def test_plug_ins_survive_clone_params_and_pickle(make_vae):
     assert restored.module_.observation.likelihoods[0].df == 3.0
 
 
+def test_partial_plug_ins_continue_with_partial_fit_and_warm_start(make_vae):
+    X = heavy_tailed(150)
+    vae = plug_in_vae(make_vae).fit(X[:100])
+    vae.partial_fit(X[100:])  # the same (deep-copied) partials: no "was changed"
+    vae.set_params(warm_start=True, max_iter=2).fit(X)
+    assert vae.n_iter_ == 5 + 1 + 2
+    vae.set_params(likelihood=functools.partial(StudentT, df=4))  # a real change
+    with pytest.raises(ValueError, match="likelihood was changed"):
+        vae.partial_fit(X)
+
+
 @pytest.mark.slow
 def test_plug_ins_in_a_parallel_grid_search(make_vae):
     X = heavy_tailed(200)
@@ -272,6 +283,10 @@ class NoSample(Likelihood):
         ({"likelihood": [StudentT, "poison"] * 3}, ValueError, r"Unknown likelihood \['poison'\]"),
         ({"likelihood": Beta, "architecture": "conv", "image_shape": (1, 2, 3)}, ValueError,
          "needs a likelihood with one parameter per pixel; likelihood Beta has 12"),
+        ({"likelihood": StudentT(6, df=3)}, TypeError,
+         "likelihood is a StudentT instance; pass its class"),
+        ({"encoder": ResidualMLP(6, 4)}, TypeError,
+         "encoder is a ResidualMLP instance; pass its class or a factory"),
     ],
 )
 def test_bad_plug_ins_are_named(make_vae, params, error, message):

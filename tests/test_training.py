@@ -571,3 +571,58 @@ def test_early_stopping_with_a_capped_validation_sample(monkeypatch, low_rank):
     assert len(scores) == 5 and np.isfinite(scores).all()
     assert fits[0].best_validation_score_ == max(scores)
     assert scores == fits[1].validation_scores_
+
+
+class _FailsAtSecondEpoch:
+    """A callback that raises in the second epoch."""
+
+    def setup(self, estimator, context):
+        pass
+
+    def teardown(self, estimator, context):
+        pass
+
+    def on_fit_task_begin(self, estimator, context):
+        pass
+
+    def on_fit_task_end(self, estimator, context):
+        if context.task_name == "epoch" and context.task_id == 1:
+            raise RuntimeError("boom")
+        return False
+
+
+def _fitted_state(vae, X):
+    groups = [{k: v for k, v in g.items() if k != "params"}
+              for g in vae._optimizer.param_groups]
+    moments = {k: v.clone() for k, v in vae._optimizer.state_dict()["state"][0].items()}
+    return (vae.transform(X), vae.n_features_in_, vae.n_iter_, list(vae.loss_curve_),
+            groups, moments)
+
+
+def _assert_same_state(before, after):
+    np.testing.assert_array_equal(after[0], before[0])
+    assert after[1:5] == before[1:5]
+    for key in before[5]:
+        assert torch.equal(after[5][key], before[5][key])
+
+
+@pytest.mark.parametrize("refit", ["fresh, wider", "warm start"])
+def test_an_error_while_training_leaves_the_model_as_it_was(make_vae, correlated, refit):
+    vae = make_vae(max_iter=3).fit(correlated)
+    before = _fitted_state(vae, correlated)
+    vae.set_callbacks(_FailsAtSecondEpoch())
+    with pytest.raises(RuntimeError, match="boom"):
+        if refit == "warm start":  # trains the same module and optimiser in place
+            vae.set_params(warm_start=True, learning_rate_init=0.5, alpha=0.3).fit(correlated)
+        else:
+            vae.fit(np.c_[correlated, correlated])
+    _assert_same_state(before, _fitted_state(vae, correlated))
+
+
+def test_refused_weights_leave_the_optimiser_settings(make_vae, correlated):
+    vae = make_vae(max_iter=3, warm_start=True).fit(correlated)
+    before = _fitted_state(vae, correlated)
+    vae.set_params(learning_rate_init=0.5, alpha=0.3)
+    with pytest.raises(ValueError, match="non-zero"):
+        vae.fit(correlated, sample_weight=np.zeros(len(correlated)))
+    _assert_same_state(before, _fitted_state(vae, correlated))
