@@ -598,8 +598,15 @@ class VAETransformer(
             seed = int(torch.randint(MAX_SEED, (1,), generator=self._generator))
             # Each rank shuffles its own shard and draws its own noise.
             generator = make_generator(seed + group.rank, device)
-            data = self._training_data(X, device, settings.batch_size, early_stopping,
-                                       generator)
+            # Raised on every rank when one rank's shard cannot be split (too
+            # few rows to hold some out): the others would wait for it otherwise.
+            error = data = None
+            try:
+                data = self._training_data(X, device, settings.batch_size, early_stopping,
+                                           generator)
+            except (ValueError, TypeError) as exc:
+                error = exc
+            group.raise_if_any(error)
             data.collective = group
             data.missing = missing
             if sample_weight is not None:
@@ -802,8 +809,13 @@ class VAETransformer(
     def _row_weights(sample_weight, raw, data, group):
         """``sample_weight`` checked, as a tensor where the rows are, scaled to
         mean 1 over the training rows of every rank."""
-        weights = _check_sample_weight(sample_weight, raw, dtype=np.float64,
-                                       ensure_non_negative=True)
+        weights, error = None, None
+        try:
+            weights = _check_sample_weight(sample_weight, raw, dtype=np.float64,
+                                           ensure_non_negative=True)
+        except (ValueError, TypeError) as exc:  # on every rank, not only this one
+            error = exc
+        group.raise_if_any(error)
         weights = torch.as_tensor(weights)
         train = weights if data.train_rows is None else weights[data.train_rows.cpu()]
         total, count = group.sum([float(train.sum()), train.shape[0]])

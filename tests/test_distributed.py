@@ -37,6 +37,8 @@ RANK_SCRIPT = textwrap.dedent("""
         X = X[:0]
     if case == "dtype" and rank == 1:
         X = X.astype(np.float32)
+    if case == "one_row" and rank == 1:
+        X = X[:1]
     try:
         result = VAETransformer(distributed=True, **params).fit(X)
     except Exception as exc:
@@ -164,6 +166,17 @@ def test_bad_shards_fail_clearly_on_every_rank(tmp_path, case, message):
     for result in results:
         assert isinstance(result, tuple), "fit should have failed"
         assert message in result[1]
+
+
+@pytest.mark.slow
+def test_a_shard_too_small_to_hold_rows_out_fails_on_every_rank(tmp_path):
+    # Rank 1 cannot split one row for early stopping; rank 0 must not wait for it.
+    X = data(200)
+    results = run_ranks(tmp_path, [X[:100], X[100:]], {"max_iter": 2, "early_stopping": True},
+                        "one_row")
+    for result in results:
+        assert isinstance(result, tuple), "fit should have failed"
+        assert "failed on rank 1: early_stopping needs at least 2 samples" in result[1]
 
 
 def test_distributed_without_a_process_group_is_a_clear_error():
