@@ -7,6 +7,7 @@ reconstructions and samples.
 """
 
 import argparse
+import os
 import time
 import warnings
 
@@ -100,6 +101,18 @@ def draw_figure(vae, pca, X_test, y_test, path):
     plt.close(fig)
 
 
+def _latent_size(text):
+    """A ``--n-components`` value: an integer from 1 to 64."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if not 1 <= value <= 64:
+        raise argparse.ArgumentTypeError(
+            f"{value} is not between 1 and 64 (the digits have 64 pixels)")
+    return value
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m skvae",
@@ -108,7 +121,8 @@ def main(argv=None):
     )
     parser.add_argument("--output", default="skvae_demo.png", help="where to write the figure")
     parser.add_argument(
-        "--n-components", type=int, nargs="+", default=[2, 10], help="latent sizes to compare"
+        "--n-components", type=_latent_size, nargs="+", default=[2, 10],
+        help="latent sizes to compare (1 to 64: the digits have 64 pixels)",
     )
     parser.add_argument("--random-state", type=int, default=0, help="seed of the split and fits")
     parser.add_argument("--quiet", action="store_true", help="no progress lines while training")
@@ -118,6 +132,12 @@ def main(argv=None):
         "train fastest on one, and more fight over a busy machine's cores",
     )
     args = parser.parse_args(argv)
+    # Checked before anything trains, so that a typo does not cost a run.
+    folder = os.path.dirname(os.path.abspath(args.output))
+    if not os.path.isdir(folder):
+        parser.error(f"--output: the folder {folder} does not exist")
+    if args.threads < 0:
+        parser.error("--threads must be 0 (all) or a positive number")
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=args.threads or None):

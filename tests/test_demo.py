@@ -50,3 +50,20 @@ def test_main_job_reports_progress(tmp_path, capsys):
     assert "fitting VAETransformer with 2 components" in out
     assert "Epoch 1/" in out and "done in" in out
     assert (tmp_path / "demo.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--n-components", "0"], "0 is not between 1 and 64"),
+    (["--n-components", "2", "65"], "65 is not between 1 and 64"),
+    (["--output", "no_such_folder/demo.png"], "does not exist"),
+    (["--threads", "-1"], "--threads must be 0"),
+])
+def test_bad_arguments_stop_before_training(args, message, capsys, monkeypatch, tmp_path):
+    from skvae import _demo
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(_demo, "_run", lambda args: pytest.fail("training started"))
+    with pytest.raises(SystemExit) as stop:
+        _demo.main(args + ["--quiet"])
+    assert stop.value.code == 2
+    assert message in capsys.readouterr().err
