@@ -1143,7 +1143,8 @@ class VAETransformer(
         check_is_fitted(self)
         X = self._validate_input(X)
         n_samples = self.n_score_samples if n_importance_samples is None else n_importance_samples
-        if not (isinstance(n_samples, Integral) and n_samples >= 1):
+        whole = isinstance(n_samples, Integral) and not isinstance(n_samples, (bool, np.bool_))
+        if not (whole and n_samples >= 1):
             raise ValueError(
                 f"n_importance_samples must be a positive integer; got {n_samples!r}."
             )
@@ -1232,7 +1233,8 @@ class VAETransformer(
         (4, 5)
         """
         check_is_fitted(self)
-        if not (isinstance(n_samples, Integral) and n_samples >= 1):
+        whole = isinstance(n_samples, Integral) and not isinstance(n_samples, (bool, np.bool_))
+        if not (whole and n_samples >= 1):
             raise ValueError(f"n_samples must be a positive integer; got {n_samples!r}.")
         if not isinstance(noise, (bool, np.bool_)):
             raise ValueError(f"noise must be True or False; got {noise!r}.")

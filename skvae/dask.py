@@ -190,7 +190,8 @@ def sample(estimator, n_samples, chunks=100_000, random_state=None, *, noise=Tru
         for a model fitted on a DataFrame.
     """
     check_is_fitted(estimator)
-    if not (isinstance(n_samples, (int, np.integer)) and n_samples >= 1):
+    whole = isinstance(n_samples, (int, np.integer)) and not isinstance(n_samples, bool)
+    if not (whole and n_samples >= 1):
         raise ValueError(f"n_samples must be a positive integer; got {n_samples!r}.")
     if not (isinstance(chunks, (int, np.integer)) and chunks >= 1):
         raise ValueError(f"chunks must be a positive integer; got {chunks!r}.")

@@ -236,6 +236,7 @@ def method_cases():
         "sample 0": (None, lambda d: model.sample(0), "positive integer"),
         "sample -1": (None, lambda d: model.sample(-1), "positive integer"),
         "sample 1.5": (None, lambda d: model.sample(1.5), "positive integer"),
+        "sample True": (None, lambda d: model.sample(True), "positive integer"),
         "sample '3'": (None, lambda d: model.sample("3"), "positive integer"),
         "sample random_state 'abc'": (None, lambda d: model.sample(3, random_state="abc"),
                                       "random_state"),
