@@ -8,6 +8,7 @@ import torch
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context, clone
 from sklearn.impute import MissingIndicator
 from sklearn.utils._param_validation import HasMethods, Interval
+from sklearn.utils._set_output import _get_output_config
 from sklearn.utils.validation import check_is_fitted, check_random_state, validate_data
 
 from ._data import (
@@ -207,7 +208,10 @@ class VAEImputer(TransformerMixin, DocLinkMixin, BaseEstimator):
                 # Labels that are not all strings, followed by the indicator's
                 # string names, would be refused by the next scikit-learn step.
                 out.columns = self.get_feature_names_out()
-        return from_pandas(out, library)  # in the input's DataFrame library
+        # In the input's DataFrame library, unless set_output asks for another
+        # (converted here, with the columns' dtypes, not by scikit-learn's wrapper).
+        asked = _get_output_config("transform", self)["dense"]
+        return from_pandas(out, library if asked == "default" else asked)
 
     def _impute(self, M, seed):
         """``M`` (the model's float matrix) with its NaN entries imputed."""

@@ -67,7 +67,16 @@ def as_pandas(X):
     if not nw.dependencies.is_into_dataframe(X):
         return X, None
     frame = nw.from_native(X, eager_only=True)
-    return frame.to_pandas(), nw.get_native_namespace(frame).__name__
+    converted = frame.to_pandas()
+    for name, dtype in frame.schema.items():
+        column = converted[name]
+        # An integer or boolean column with nulls comes over as float or object:
+        # it becomes pandas's nullable twin, so that it is read as pandas would.
+        if dtype.is_integer() and column.dtype.kind == "f":
+            converted[name] = column.astype(str(dtype))  # Int64, UInt8, ...
+        elif dtype == nw.Boolean and column.dtype == object:
+            converted[name] = column.astype("boolean")
+    return converted, nw.get_native_namespace(frame).__name__
 
 
 def from_pandas(frame, library):

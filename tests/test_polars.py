@@ -60,3 +60,36 @@ def test_imputer_fills_a_polars_table_in_polars(tables):
     out = imputer.fit_transform(holes)
     assert isinstance(out, pl.DataFrame) and out.schema == polars_table.schema
     assert out["height"].null_count() == 0
+
+
+def polars_with_nulls():
+    rng = np.random.default_rng(0)
+    counts = rng.poisson(3, 60).tolist()
+    counts[0] = None
+    flags = (rng.random(60) > 0.5).tolist()
+    flags[1] = None
+    return pl.DataFrame({"n": counts, "x": rng.normal(size=60), "flag": flags}).with_columns(
+        pl.Series("small", rng.poisson(2, 59).tolist() + [None], dtype=pl.UInt8))
+
+
+def test_integer_and_boolean_columns_with_nulls_are_read_as_in_pandas():
+    frame = polars_with_nulls()
+    twin = frame.to_pandas().astype({"n": "Int64", "flag": "boolean", "small": "UInt8"})
+    a = VAETransformer(hidden_layer_sizes=(8,), max_iter=3, random_state=0).fit(frame)
+    b = VAETransformer(hidden_layer_sizes=(8,), max_iter=3, random_state=0).fit(twin)
+    assert [s.likelihood for s in a._specs] == [s.likelihood for s in b._specs] == [
+        "negbinom", "gaussian", "bernoulli", "negbinom"]
+    np.testing.assert_array_equal(a.transform(frame), b.transform(twin))
+    assert a.sample(5, random_state=0).schema == frame.schema
+
+
+def test_imputer_output_follows_set_output_with_the_columns_dtypes():
+    frame = polars_with_nulls()
+    imputer = VAEImputer(VAETransformer(hidden_layer_sizes=(8,), max_iter=3, random_state=0),
+                         random_state=0)
+    filled = imputer.fit_transform(frame)
+    assert isinstance(filled, pl.DataFrame) and filled.schema == frame.schema
+    as_pandas = imputer.set_output(transform="pandas").transform(frame)
+    assert isinstance(as_pandas, pd.DataFrame)
+    assert as_pandas.dtypes.astype(str).tolist() == ["Int64", "float64", "boolean", "UInt8"]
+    np.testing.assert_array_equal(as_pandas["n"].to_numpy(), filled["n"].to_numpy())
