@@ -220,7 +220,9 @@ class VAEImputer(TransformerMixin, DocLinkMixin, BaseEstimator):
         module, device = vae._inference(dtype)
         generator = make_generator(seed, device)
         # The same latent draws (standard normal, scrambled Sobol) for every
-        # row: a row's imputation does not depend on the others in X.
+        # row: a row's conditional mean does not depend on the others in X.
+        # (With sample_posterior the draws come from one stream over the rows,
+        # so a row's draw does depend on the rows before it.)
         shared = evaluation_noise(self.n_importance_samples, module.n_components, seed)
         shared = shared.to(device, dtype)
         x_all = to_tensor(M, "cpu", dtype)
