@@ -3,6 +3,7 @@
 import contextlib
 import threading
 import warnings
+from numbers import Integral
 
 import numpy as np
 import torch
@@ -119,6 +120,11 @@ def to_tensor(X, device, dtype=torch.float32):
 def batch_slices(n_rows, batch_size):
     """Slices covering ``range(n_rows)`` in order, ``batch_size`` rows each."""
     return [slice(start, min(start + batch_size, n_rows)) for start in range(0, n_rows, batch_size)]
+
+
+def is_positive_integer(value):
+    """Whether ``value`` is an integer of at least 1 (a bool is not)."""
+    return isinstance(value, Integral) and not isinstance(value, bool) and value >= 1
 
 
 def split_validation(n_rows, validation_fraction, generator):

@@ -63,6 +63,18 @@ class Collective:
         kind = kind if issubclass(kind, (ValueError, TypeError)) else ShardError
         raise kind(f"distributed fit failed on rank {ranks}: {message}")
 
+    def checked(self, function, *args, **kwargs):
+        """``function(*args, **kwargs)``, whose ValueError or TypeError on one
+        rank is raised on every rank (:meth:`raise_if_any`) rather than leaving
+        the others waiting at their next collective operation."""
+        result, error = None, None
+        try:
+            result = function(*args, **kwargs)
+        except (ValueError, TypeError) as exc:
+            error = exc
+        self.raise_if_any(error)
+        return result
+
     def wrap(self, module, device):
         """``module`` as trained: wrapped so its gradients are averaged over ranks."""
         return module

@@ -40,6 +40,7 @@ from ._data import (
     batched,
     draw_seed,
     evaluation_noise,
+    is_positive_integer,
     make_generator,
     place_rows,
     resolve_device,
@@ -598,15 +599,9 @@ class VAETransformer(
             seed = int(torch.randint(MAX_SEED, (1,), generator=self._generator))
             # Each rank shuffles its own shard and draws its own noise.
             generator = make_generator(seed + group.rank, device)
-            # Raised on every rank when one rank's shard cannot be split (too
-            # few rows to hold some out): the others would wait for it otherwise.
-            error = data = None
-            try:
-                data = self._training_data(X, device, settings.batch_size, early_stopping,
-                                           generator)
-            except (ValueError, TypeError) as exc:
-                error = exc
-            group.raise_if_any(error)
+            # A shard too small to hold rows out fails on every rank.
+            data = group.checked(self._training_data, X, device, settings.batch_size,
+                                 early_stopping, generator)
             data.collective = group
             data.missing = missing
             if sample_weight is not None:
@@ -692,12 +687,7 @@ class VAETransformer(
         raising the same error on every rank rather than leaving some waiting."""
         if not group.distributed:
             return self._check_input(X, reset)
-        raw, error = None, None
-        try:
-            raw = self._check_input(X, reset)
-        except (ValueError, TypeError) as exc:
-            error = exc
-        group.raise_if_any(error)
+        raw = group.checked(self._check_input, X, reset)
         shards = group.all_gather(_shard_summary(raw))
         for rank, shard in enumerate(shards):
             if shard[:2] != shards[0][:2]:
@@ -809,13 +799,8 @@ class VAETransformer(
     def _row_weights(sample_weight, raw, data, group):
         """``sample_weight`` checked, as a tensor where the rows are, scaled to
         mean 1 over the training rows of every rank."""
-        weights, error = None, None
-        try:
-            weights = _check_sample_weight(sample_weight, raw, dtype=np.float64,
-                                           ensure_non_negative=True)
-        except (ValueError, TypeError) as exc:  # on every rank, not only this one
-            error = exc
-        group.raise_if_any(error)
+        weights = group.checked(_check_sample_weight, sample_weight, raw, dtype=np.float64,
+                                ensure_non_negative=True)
         weights = torch.as_tensor(weights)
         train = weights if data.train_rows is None else weights[data.train_rows.cpu()]
         total, count = group.sum([float(train.sum()), train.shape[0]])
@@ -1143,8 +1128,7 @@ class VAETransformer(
         check_is_fitted(self)
         X = self._validate_input(X)
         n_samples = self.n_score_samples if n_importance_samples is None else n_importance_samples
-        whole = isinstance(n_samples, Integral) and not isinstance(n_samples, (bool, np.bool_))
-        if not (whole and n_samples >= 1):
+        if not is_positive_integer(n_samples):
             raise ValueError(
                 f"n_importance_samples must be a positive integer; got {n_samples!r}."
             )
@@ -1233,8 +1217,7 @@ class VAETransformer(
         (4, 5)
         """
         check_is_fitted(self)
-        whole = isinstance(n_samples, Integral) and not isinstance(n_samples, (bool, np.bool_))
-        if not (whole and n_samples >= 1):
+        if not is_positive_integer(n_samples):
             raise ValueError(f"n_samples must be a positive integer; got {n_samples!r}.")
         if not isinstance(noise, (bool, np.bool_)):
             raise ValueError(f"noise must be True or False; got {noise!r}.")

@@ -21,7 +21,7 @@ True
 import numpy as np
 from sklearn.utils.validation import check_is_fitted, check_random_state
 
-from ._data import MAX_SEED
+from ._data import MAX_SEED, is_positive_integer
 
 try:
     import dask
@@ -190,8 +190,7 @@ def sample(estimator, n_samples, chunks=100_000, random_state=None, *, noise=Tru
         for a model fitted on a DataFrame.
     """
     check_is_fitted(estimator)
-    whole = isinstance(n_samples, (int, np.integer)) and not isinstance(n_samples, bool)
-    if not (whole and n_samples >= 1):
+    if not is_positive_integer(n_samples):
         raise ValueError(f"n_samples must be a positive integer; got {n_samples!r}.")
     if not (isinstance(chunks, (int, np.integer)) and chunks >= 1):
         raise ValueError(f"chunks must be a positive integer; got {chunks!r}.")
