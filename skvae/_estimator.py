@@ -61,6 +61,7 @@ from ._tables import (
     column_specs,
     decode,
     encode,
+    enum_categories,
     from_pandas,
     is_dataframe,
     merge_specs,
@@ -820,9 +821,11 @@ class VAETransformer(
                 )
         return (weights * (count / total)).to(data.x.device, torch.float32)
 
-    def _library(self):
-        """The DataFrame library of ``fit``'s input (None: pandas or arrays)."""
-        return getattr(self, "_frame_library", None)
+    def _as_fitted_library(self, out):
+        """``out`` (decoded rows) as a DataFrame of ``fit``'s input's library
+        when that was not pandas, with its Enum columns."""
+        return from_pandas(out, getattr(self, "_frame_library", None),
+                           getattr(self, "_frame_enums", None))
 
     def _learning_rate_for(self, batch_size):
         if self.learning_rate_init == "auto":
@@ -972,9 +975,11 @@ class VAETransformer(
         an array of finite floats. DataFrames of other libraries (polars, say)
         are read as pandas ones; the library of ``fit``'s is remembered, for
         the frames that ``inverse_transform`` and ``sample`` return."""
+        enums = enum_categories(X) if reset else None
         X, library = as_pandas(X)
         if reset:
             self._frame_library = library
+            self._frame_enums = enums
         if sp.issparse(X):
             raise ValueError(
                 "VAETransformer does not accept sparse matrices; convert with "
@@ -1077,8 +1082,8 @@ class VAETransformer(
         check_is_fitted(self)
         Z = self._validate_codes(X)
         out = self._apply(Z, lambda module, z, _: module.observation.mean(module.decode(z)))
-        return from_pandas(decode(out, self.module_.observation, self._specs,
-                                  self._frame_output), self._library())
+        return self._as_fitted_library(
+            decode(out, self.module_.observation, self._specs, self._frame_output))
 
     def _validate_codes(self, Z):
         Z = check_array(Z, dtype=(np.float64, np.float32), input_name="X")
@@ -1239,8 +1244,8 @@ class VAETransformer(
                 else:
                     x = module.observation.mean(params)
                 out[rows] = x.numpy()
-        return from_pandas(decode(out, module.observation, self._specs, self._frame_output),
-                           self._library())
+        return self._as_fitted_library(
+            decode(out, module.observation, self._specs, self._frame_output))
 
     # ------------------------------------------------------------ sklearn glue
 

@@ -22,7 +22,7 @@ from ._data import (
 from ._elbo import standard_normal_log_prob
 from ._estimator import DocLinkMixin, VAETransformer
 from ._likelihoods import observed
-from ._tables import as_pandas, decode, from_pandas, is_dataframe
+from ._tables import as_pandas, decode, enum_categories, from_pandas, is_dataframe
 from ._warn import warn
 
 
@@ -186,6 +186,7 @@ class VAEImputer(TransformerMixin, DocLinkMixin, BaseEstimator):
             dtypes for DataFrame input.
         """
         check_is_fitted(self)
+        enums = enum_categories(X)
         X, library = as_pandas(X)
         X = self._check(X, reset=False)
         missing = self._missing(X)
@@ -211,7 +212,7 @@ class VAEImputer(TransformerMixin, DocLinkMixin, BaseEstimator):
         # In the input's DataFrame library, unless set_output asks for another
         # (converted here, with the columns' dtypes, not by scikit-learn's wrapper).
         asked = _get_output_config("transform", self)["dense"]
-        return from_pandas(out, library if asked == "default" else asked)
+        return from_pandas(out, library if asked == "default" else asked, enums)
 
     def _impute(self, M, seed):
         """``M`` (the model's float matrix) with its NaN entries imputed."""

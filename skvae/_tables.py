@@ -79,9 +79,28 @@ def as_pandas(X):
     return converted, nw.get_native_namespace(frame).__name__
 
 
-def from_pandas(frame, library):
+def enum_categories(X):
+    """The categories of each Enum column of a DataFrame of another library
+    (polars's ``pl.Enum``), by column name: pandas reads such a column as a
+    plain categorical, which would otherwise come back as polars's
+    ``Categorical``. Empty for pandas DataFrames and arrays."""
+    if is_dataframe(X) or isinstance(X, np.ndarray):
+        return {}
+    try:
+        import narwhals.stable.v2 as nw
+    except ImportError:  # pragma: no cover - narwhals comes with scikit-learn >= 1.7
+        return {}
+    if not nw.dependencies.is_into_dataframe(X):
+        return {}
+    schema = nw.from_native(X, eager_only=True).schema
+    return {str(name): [str(c) for c in dtype.categories]
+            for name, dtype in schema.items() if dtype == nw.Enum}
+
+
+def from_pandas(frame, library, enums=None):
     """A pandas DataFrame in ``library`` (a name from :func:`as_pandas`; None
-    or "pandas" leaves it as it is)."""
+    or "pandas" leaves it as it is), its columns named in ``enums`` (from
+    :func:`enum_categories`) cast back to Enums of those categories."""
     if library in (None, "pandas") or not is_dataframe(frame):
         return frame
     import importlib
@@ -89,7 +108,10 @@ def from_pandas(frame, library):
     import narwhals.stable.v2 as nw
 
     table = nw.from_native(frame, eager_only=True).to_arrow()
-    return nw.from_arrow(table, backend=importlib.import_module(library)).to_native()
+    out = nw.from_arrow(table, backend=importlib.import_module(library))
+    casts = [nw.col(name).cast(nw.Enum(categories))
+             for name, categories in (enums or {}).items() if name in out.columns]
+    return (out.with_columns(*casts) if casts else out).to_native()
 
 
 def _column(X, j):

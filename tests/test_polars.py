@@ -93,3 +93,23 @@ def test_imputer_output_follows_set_output_with_the_columns_dtypes():
     assert isinstance(as_pandas, pd.DataFrame)
     assert as_pandas.dtypes.astype(str).tolist() == ["Int64", "float64", "boolean", "UInt8"]
     np.testing.assert_array_equal(as_pandas["n"].to_numpy(), filled["n"].to_numpy())
+
+
+def test_enum_columns_come_back_as_enums():
+    rng = np.random.default_rng(0)
+    sizes = pl.Enum(["small", "medium", "large"])
+    frame = pl.DataFrame({
+        "x": rng.normal(size=60),
+        "size": pl.Series(rng.choice(["small", "large", "medium"], 60), dtype=sizes),
+        "colour": pl.Series(rng.choice(["red", "blue"], 60), dtype=pl.Categorical),
+    })
+    vae = VAETransformer(hidden_layer_sizes=(8,), max_iter=3, random_state=0).fit(frame)
+    for out in (vae.inverse_transform(vae.transform(frame)), vae.sample(5, random_state=0),
+                pickle.loads(pickle.dumps(vae)).sample(5, random_state=0)):
+        assert out.schema == frame.schema  # size stays an Enum, colour a Categorical
+    holes = frame.with_columns(
+        pl.when(pl.col("x") > 1).then(None).otherwise(pl.col("size")).alias("size"))
+    imputer = VAEImputer(VAETransformer(hidden_layer_sizes=(8,), max_iter=3, random_state=0),
+                         random_state=0)
+    filled = imputer.fit_transform(holes)
+    assert filled.schema == frame.schema and filled["size"].null_count() == 0
