@@ -777,7 +777,7 @@ class VAETransformer(
         # beside the values; on complete rows it needs no mask.
         missing = group.any(missing_entries(X))
         if missing:
-            self._check_missing(X, observation)
+            self._check_missing(X, observation, group)
         structure = {
             "architecture": self.architecture,
             "n_components": n_components,
@@ -846,14 +846,17 @@ class VAETransformer(
                     "(warm_start=False) to use the new value."
                 )
 
-    def _check_missing(self, X, observation):
+    def _check_missing(self, X, observation, group=SINGLE):
         """Clear errors for missing entries a model cannot learn from: a column
-        with no observed value, a likelihood that cannot score incomplete rows;
-        a warning when almost nothing is observed."""
+        with no observed value (on any rank), a likelihood that cannot score
+        incomplete rows; a warning when almost nothing is observed."""
         counts = sum(np.isnan(X[start : start + 4096]).sum(axis=0)
                      for start in range(0, len(X), 4096))
+        # Over all ranks: a column missing from one shard is learnt from the others.
+        *counts, n_rows = group.sum([float(c) for c in counts] + [float(len(X))])
+        counts = np.asarray(counts)
         names = [spec.name for spec in self._specs]
-        empty = [names[j] for j in np.flatnonzero(counts == len(X))]
+        empty = [names[j] for j in np.flatnonzero(counts == n_rows)]
         if empty:
             raise ValueError(
                 f"Columns {empty} have no observed values in X (every entry is "
@@ -867,7 +870,7 @@ class VAETransformer(
                     f"entries (columns {[names[j] for j in cols]} have some): implement "
                     "its log_prob_terms (see skvae.Likelihood)."
                 )
-        share = counts.sum() / X.size
+        share = counts.sum() / (n_rows * X.shape[1])
         if share > 0.95:
             warn(
                 f"{share:.1%} of the entries of X are missing; a model learns little "

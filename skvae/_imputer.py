@@ -19,6 +19,7 @@ from ._data import (
     make_generator,
     to_tensor,
 )
+from ._distributed import collective
 from ._elbo import standard_normal_log_prob
 from ._estimator import DocLinkMixin, VAETransformer
 from ._likelihoods import observed
@@ -137,8 +138,15 @@ class VAEImputer(TransformerMixin, DocLinkMixin, BaseEstimator):
         """
         X, _ = as_pandas(X)  # a polars (or other) DataFrame is read as pandas
         X = self._check(X, reset=True)
+        estimator = clone(self.estimator if self.estimator is not None
+                          else VAETransformer(n_components=10))
+        # With VAETransformer(distributed=True), every rank fits on its shard:
+        # which columns are empty, or have missing entries, is decided over all.
+        group = collective(bool(estimator.get_params().get("distributed", False)))
         missing = self._missing(X)
-        self._empty = missing.all(axis=0)
+        *n_missing, n_rows = group.sum(
+            missing.sum(axis=0).astype(float).tolist() + [float(len(X))])
+        self._empty = np.asarray(n_missing) == n_rows
         self._empty_fills = None
         if self._empty.any() and not self.keep_empty_features:
             warn(
@@ -154,15 +162,15 @@ class VAEImputer(TransformerMixin, DocLinkMixin, BaseEstimator):
             }
         rng = check_random_state(self.random_state)
         self._seed = int(rng.randint(MAX_SEED))
-        estimator = clone(self.estimator if self.estimator is not None
-                          else VAETransformer(n_components=10))
         if estimator.get_params().get("random_state") is None and self.random_state is not None:
             estimator.set_params(random_state=int(rng.randint(MAX_SEED)))
         self.estimator_ = estimator.fit(self._kept(self._as_nan(X, missing)))
         self.indicator_ = None
         if self.add_indicator:
             self.indicator_ = MissingIndicator(missing_values=np.nan, error_on_new=False)
-            self.indicator_.fit(_nan_where(missing))
+            # (one row with a NaN in each column that has a missing entry on some rank)
+            self.indicator_.fit(_nan_where(missing) if not group.distributed
+                                else _nan_where(np.asarray(n_missing)[None, :] > 0))
         return self
 
     def transform(self, X, random_state=None):

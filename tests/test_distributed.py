@@ -39,8 +39,16 @@ RANK_SCRIPT = textwrap.dedent("""
         X = X.astype(np.float32)
     if case == "one_row" and rank == 1:
         X = X[:1]
+    if case == "imputer" and rank == 1:
+        X[:, 2] = np.nan  # a column no row of this shard observes
     try:
-        result = VAETransformer(distributed=True, **params).fit(X)
+        if case == "imputer":
+            from skvae import VAEImputer
+            imputer = VAEImputer(VAETransformer(distributed=True, **params),
+                                 add_indicator=True, random_state=0).fit(X)
+            result = (imputer, imputer.transform(X))
+        else:
+            result = VAETransformer(distributed=True, **params).fit(X)
     except Exception as exc:
         result = (type(exc).__name__, str(exc))
     # Every rank done before any tears its group down: a rank that destroys
@@ -177,6 +185,30 @@ def test_a_shard_too_small_to_hold_rows_out_fails_on_every_rank(tmp_path):
     for result in results:
         assert isinstance(result, tuple), "fit should have failed"
         assert "failed on rank 1: early_stopping needs at least 2 samples" in result[1]
+
+
+@pytest.mark.slow
+def test_imputer_decides_empty_and_indicated_columns_over_all_ranks(tmp_path):
+    X = data(200)
+    rng = np.random.RandomState(0)
+    first = X[:100].copy()
+    first[rng.rand(100, 10) < 0.1] = np.nan
+    first[:, 5] = X[:100, 5]  # observed everywhere on rank 0
+    second = X[100:].copy()
+    second[rng.rand(100, 10) < 0.1] = np.nan
+    second[:, [5, 7]] = X[100:, [5, 7]]  # ... and column 7 observed everywhere here
+    # Rank 1's column 2 is empty there (the rank script blanks it), not on rank 0.
+    (a, filled_a), (b, filled_b) = run_ranks(tmp_path, [first, second], {"max_iter": 2},
+                                             "imputer")
+    for fitted in (a, b):
+        assert not fitted._empty.any()
+        assert fitted.indicator_.features_.tolist() == [0, 1, 2, 3, 4, 6, 7, 8, 9]
+    for p, q in zip(a.estimator_.module_.parameters(), b.estimator_.module_.parameters()):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)
+    # Each rank fills its own shard, with every column and the same indicators.
+    assert filled_a.shape == filled_b.shape == (100, 19)
+    assert np.isfinite(filled_b[:, 2]).all() and np.isfinite(filled_a).all()
+    np.testing.assert_array_equal(filled_b[:, 10 + 2], 1.0)
 
 
 def test_distributed_without_a_process_group_is_a_clear_error():
