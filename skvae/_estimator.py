@@ -758,7 +758,8 @@ class VAETransformer(
         self._eval_seed = int(torch.randint(MAX_SEED, (1,), generator=self._generator))
         init = make_generator(int(torch.randint(MAX_SEED, (1,), generator=self._generator)),
                               "cpu")
-        self._specs = merge_specs(group, column_specs(raw, self.likelihood, LIKELIHOODS))
+        self._specs = merge_specs(
+            group, group.checked(column_specs, raw, self.likelihood, LIKELIHOODS))
         self._frame_output = is_dataframe(raw)
         options = {
             "min_variance": self.min_variance,
@@ -772,7 +773,7 @@ class VAETransformer(
         plugins = any(not isinstance(spec.likelihood, str) for spec in self._specs)
         with seeded_torch(seed) if plugins else contextlib.nullcontext():
             observation = build_observation(raw, self._specs, options, group)
-        X = encode(raw, observation, self._specs)
+        X = group.checked(encode, raw, observation, self._specs)
         # A model trained on incomplete rows sees the mask of observed entries
         # beside the values; on complete rows it needs no mask.
         missing = group.any(missing_entries(X))
@@ -789,7 +790,8 @@ class VAETransformer(
         module = build_module(observation, structure, init)
         observation.fit_data(X, group)
         # Plug-ins that return the wrong shapes are named here, before training.
-        module.check(torch.nan_to_num(to_tensor(X[:2], "cpu")), make_generator(0, "cpu"))
+        group.checked(module.check, torch.nan_to_num(to_tensor(X[:2], "cpu")),
+                      make_generator(0, "cpu"))
         self.module_ = module
         self._structure = structure
         self._fit_params = {name: copy.deepcopy(getattr(self, name)) for name in STRUCTURAL}

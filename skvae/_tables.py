@@ -208,13 +208,20 @@ def build_observation(X, specs, options, collective=None):
     numbers (categories) is built from the distinct values seen on any rank,
     so every rank builds the same one.
     """
-    blocks = []
+    groups = []
     for factory, columns in group_columns(specs).items():
         values = [_column(X, j) for j in columns]
         if collective is not None and collective.distributed and not _numeric(factory):
             values = [_union(collective, column) for column in values]
-        blocks.append((build_likelihood(factory, values, options), columns))
-    return Observation(blocks)
+        groups.append((factory, values, columns))
+
+    def build():
+        return Observation([(build_likelihood(factory, values, options), columns)
+                            for factory, values, columns in groups])
+
+    # Built after every collective operation above, so that an error on one
+    # rank (a value outside a likelihood's support) is raised on all of them.
+    return build() if collective is None else collective.checked(build)
 
 
 def _numeric(factory):

@@ -39,6 +39,10 @@ RANK_SCRIPT = textwrap.dedent("""
         X = X.astype(np.float32)
     if case == "one_row" and rank == 1:
         X = X[:1]
+    if case == "counts":
+        X = np.round(np.abs(X) * 3)
+        if rank == 1:
+            X[0, 0] = -1  # outside the Poisson's support on this rank only
     if case == "imputer" and rank == 1:
         X[:, 2] = np.nan  # a column no row of this shard observes
     try:
@@ -185,6 +189,16 @@ def test_a_shard_too_small_to_hold_rows_out_fails_on_every_rank(tmp_path):
     for result in results:
         assert isinstance(result, tuple), "fit should have failed"
         assert "failed on rank 1: early_stopping needs at least 2 samples" in result[1]
+
+
+@pytest.mark.slow
+def test_a_value_outside_the_support_on_one_rank_fails_on_every_rank(tmp_path):
+    X = data(200)
+    results = run_ranks(tmp_path, [X[:100], X[100:]], {"max_iter": 2, "likelihood": "poisson"},
+                        "counts")
+    for result in results:
+        assert isinstance(result, tuple), "fit should have failed"
+        assert "failed on rank 1: X has negative or fractional values" in result[1]
 
 
 @pytest.mark.slow
