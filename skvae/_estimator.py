@@ -388,6 +388,14 @@ class VAETransformer(
     True
     """
 
+    # The weights a search or a pipeline is given for ``fit`` also weight the
+    # held-out rows' ``score`` by default, as scikit-learn's searches do without
+    # metadata routing. (A request left unset, scikit-learn's default, would make
+    # a routed search that passes ``sample_weight`` fail until
+    # ``set_score_request`` is called; one set to False would make a routed
+    # ``Pipeline.score`` refuse the ``sample_weight=None`` it always passes on.)
+    __metadata_request__score = {"sample_weight": True}
+
     _parameter_constraints = {
         "n_components": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
@@ -1160,7 +1168,7 @@ class VAETransformer(
                                              batch_size)
         return scores
 
-    def score(self, X, y=None):
+    def score(self, X, y=None, sample_weight=None):
         """Mean lower bound on the log-likelihood of the rows of ``X``.
 
         Parameters
@@ -1169,11 +1177,21 @@ class VAETransformer(
             Data to score.
         y : None
             Ignored; present for API consistency.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weight of each row: the score is then the weighted
+            mean, in which a row of weight 2 counts as that row twice, as in
+            ``fit``. A search (such as
+            :class:`~sklearn.model_selection.GridSearchCV`) given
+            ``sample_weight`` passes each held-out fold its weights here;
+            with metadata routing this is requested by default, and
+            ``set_score_request(sample_weight=False)`` scores the folds
+            unweighted. None: every row weighs 1.
 
         Returns
         -------
         score : float
-            Mean of ``score_samples(X)``; higher is better.
+            Mean of ``score_samples(X)`` (weighted by ``sample_weight``);
+            higher is better.
 
         Examples
         --------
@@ -1184,7 +1202,12 @@ class VAETransformer(
         >>> isinstance(vae.score(X), float)
         True
         """
-        return float(np.mean(self.score_samples(X)))
+        check_is_fitted(self)
+        if sample_weight is not None:
+            # (refusing negative weights and weights that are all zero)
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64,
+                                                 ensure_non_negative=True)
+        return float(np.average(self.score_samples(X), weights=sample_weight))
 
     def sample(self, n_samples=1, random_state=None, *, noise=True):
         """Draw new rows from the model: z from the prior, then x from p(x | z).

@@ -1,11 +1,15 @@
 """sample_weight: a weighted ELBO (training and validation), checked against
 duplicated rows, and routed by scikit-learn's metadata routing."""
 
+import warnings
+
 import numpy as np
 import pytest
 import sklearn
 import torch
-from sklearn.model_selection import GridSearchCV
+from sklearn.base import clone
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -131,3 +135,66 @@ def test_auto_size_is_chosen_on_the_weighted_rows(make_vae, correlated, monkeypa
     # The fit ("auto"), and inside it the sizing fit of min(n_features, 64)
     # dimensions: both on the weighted rows.
     assert seen == [("auto", True), (correlated.shape[1], True)]
+
+
+def test_score_is_the_weighted_mean_of_the_rows_bounds(make_vae, correlated):
+    vae = make_vae(max_iter=2).fit(correlated)
+    counts = np.arange(len(correlated)) % 3
+    np.testing.assert_allclose(
+        vae.score(correlated, sample_weight=counts),
+        vae.score(np.repeat(correlated, counts, axis=0)), rtol=1e-12)
+    assert vae.score(correlated, sample_weight=np.ones(len(correlated))) == pytest.approx(
+        vae.score(correlated), rel=1e-12)
+    for weights, message in [(np.zeros(200), "non-zero"),
+                             (-np.ones(200), "Negative values"), (np.ones(3), "shape")]:
+        with pytest.raises(ValueError, match=message):
+            vae.score(correlated, sample_weight=weights)
+
+
+def test_a_search_scores_each_held_out_fold_with_its_weights(make_vae, correlated):
+    """Without routing, a search passes sample_weight to fit and to score
+    (which used to ignore it, with a warning of statistically incorrect results)."""
+    weights = np.arange(200) % 3
+    cv = KFold(2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        search = GridSearchCV(make_vae(max_iter=2), {"n_components": [1]}, cv=cv)
+        search.fit(correlated, sample_weight=weights)
+    train, test = next(cv.split(correlated))
+    fold = make_vae(max_iter=2, n_components=1).fit(correlated[train],
+                                                    sample_weight=weights[train])
+    assert search.cv_results_["split0_test_score"][0] == pytest.approx(
+        fold.score(correlated[test], sample_weight=weights[test]), rel=1e-12)
+
+
+def test_a_routed_pipeline_scores_and_searches(make_vae, correlated):
+    """With metadata routing, Pipeline.score passes sample_weight=None on to the
+    last step's score, which must accept it; and routed weights score the folds."""
+    weights = np.arange(200) % 3
+    with sklearn.config_context(enable_metadata_routing=True):
+        pipe = make_pipeline(StandardScaler(), make_vae(max_iter=2)).fit(correlated)
+        assert pipe.score(correlated) == pytest.approx(
+            pipe[-1].score(pipe[0].transform(correlated)))
+        pipe = make_pipeline(StandardScaler().set_fit_request(sample_weight=False),
+                             make_vae(max_iter=2).set_fit_request(sample_weight=True))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", UserWarning)  # no "Scoring failed"
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            search = GridSearchCV(pipe, {"vaetransformer__n_components": [1, 2]},
+                                  cv=KFold(2)).fit(correlated, sample_weight=weights)
+        assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+        train, test = next(KFold(2).split(correlated))
+        fold = clone(pipe).set_params(vaetransformer__n_components=1)
+        fold.fit(correlated[train], sample_weight=weights[train])
+        assert search.cv_results_["split0_test_score"][0] == pytest.approx(
+            fold.score(correlated[test], sample_weight=weights[test]), rel=1e-12)
+    # Opting out scores the folds unweighted.
+    with sklearn.config_context(enable_metadata_routing=True):
+        vae = make_vae(max_iter=2, n_components=1).set_fit_request(sample_weight=True)
+        unweighted = GridSearchCV(vae.set_score_request(sample_weight=False), {},
+                                  cv=KFold(2)).fit(correlated, sample_weight=weights)
+    fold = make_vae(max_iter=2, n_components=1).fit(correlated[train],
+                                                    sample_weight=weights[train])
+    assert unweighted.cv_results_["split0_test_score"][0] == pytest.approx(
+        fold.score(correlated[test]), rel=1e-12)
