@@ -9,7 +9,12 @@ from sklearn.base import BaseEstimator, TransformerMixin, _fit_context, clone
 from sklearn.impute import MissingIndicator
 from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils._set_output import _get_output_config
-from sklearn.utils.validation import check_is_fitted, check_random_state, validate_data
+from sklearn.utils.validation import (
+    _check_feature_names_in,
+    check_is_fitted,
+    check_random_state,
+    validate_data,
+)
 
 from ._data import (
     EVAL_BATCH_SIZE,
@@ -378,7 +383,9 @@ class VAEImputer(TransformerMixin, DocLinkMixin, BaseEstimator):
         feature_names_out : ndarray of str objects
         """
         check_is_fitted(self)
-        names = self._names() if input_features is None else np.asarray(input_features, object)
+        # Checked against the fit's number of features and names, as
+        # scikit-learn's transformers do (a wrong length failed on an index).
+        names = _check_feature_names_in(self, input_features)
         kept = names if self.keep_empty_features else names[~self._empty]
         if self.indicator_ is None:
             return kept

@@ -225,3 +225,18 @@ def test_transform_keeps_row_labels_and_observed_values_of_kept_empty_columns():
         on_arrays.fit(frame.to_numpy())
     array_out = on_arrays.transform(later.to_numpy())
     np.testing.assert_array_equal(array_out[:, 2], out["e"].to_numpy())
+
+
+def test_feature_names_out_checks_the_input_names(correlated):
+    _, X_missing, _ = correlated
+    imputer = VAEImputer(model(max_iter=2), add_indicator=True, random_state=0)
+    imputer.fit(X_missing)
+    names = [f"f{i}" for i in range(6)]
+    assert list(imputer.get_feature_names_out(names)[:6]) == names
+    with pytest.raises(ValueError, match="input_features should have length equal"):
+        imputer.get_feature_names_out(names[:5])
+    frame = pd.DataFrame(X_missing, columns=names)
+    fitted = VAEImputer(model(max_iter=2), random_state=0).fit(frame)
+    with pytest.raises(ValueError, match="not equal to feature_names_in_"):
+        fitted.get_feature_names_out([f"g{i}" for i in range(6)])
+
