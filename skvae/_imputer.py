@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context, clone
 from sklearn.impute import MissingIndicator
-from sklearn.utils._param_validation import HasMethods, Interval
+from sklearn.utils._param_validation import Interval
 from sklearn.utils._set_output import _get_output_config
 from sklearn.utils.validation import (
     _check_feature_names_in,
@@ -106,7 +106,9 @@ class VAEImputer(TransformerMixin, DocLinkMixin, BaseEstimator):
     """
 
     _parameter_constraints = {
-        "estimator": [HasMethods(["fit", "transform"]), None],
+        # Imputation reads the fitted VAE's encoder and likelihoods: another
+        # transformer would fail only after its fit, on a missing attribute.
+        "estimator": [VAETransformer, None],
         "missing_values": [Integral, float, str, None],
         "n_importance_samples": [Interval(Integral, 1, None, closed="left")],
         "sample_posterior": ["boolean"],

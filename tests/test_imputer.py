@@ -4,11 +4,14 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.base import clone
+from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils._param_validation import InvalidParameterError
 
 from skvae import VAEImputer, VAETransformer
 
@@ -240,3 +243,12 @@ def test_feature_names_out_checks_the_input_names(correlated):
     with pytest.raises(ValueError, match="not equal to feature_names_in_"):
         fitted.get_feature_names_out([f"g{i}" for i in range(6)])
 
+
+@pytest.mark.parametrize("estimator", [PCA(), make_pipeline(StandardScaler(), model()),
+                                       VAETransformer])
+def test_estimator_must_be_a_vae_instance(correlated, estimator):
+    """Another transformer was fitted in full, then failed on a missing attribute
+    (or on the NaN it cannot take)."""
+    _, X_missing, _ = correlated
+    with pytest.raises(InvalidParameterError, match="must be an instance of"):
+        VAEImputer(estimator).fit(X_missing)
