@@ -398,6 +398,8 @@ class VAEImputer(TransformerMixin, DocLinkMixin, BaseEstimator):
         tags.input_tags.allow_nan = True
         tags.input_tags.categorical = True
         tags.input_tags.string = True
+        # A float32 array is imputed in float32 (the model computes in it).
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
 
 

@@ -2,7 +2,7 @@
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skvae import VAETransformer
+from skvae import VAEImputer, VAETransformer
 
 
 def fast_vae(**params):
@@ -17,6 +17,8 @@ def expected_failures(estimator):
     # duplicated rows' (tests/test_sample_weight.py).
     failures = {"check_sample_weight_equivalence_on_dense_data":
                 "stochastic training: equal objectives, different minibatches"}
+    if isinstance(estimator, VAEImputer):
+        return {}
     if estimator.n_components == "auto":
         # Its partial_fit on a fresh estimator: "auto" needs fit, which raises
         # a ValueError that says so.
@@ -25,7 +27,14 @@ def expected_failures(estimator):
 
 
 @parametrize_with_checks(
-    [fast_vae(), fast_vae(n_components=3, early_stopping=True), fast_vae(n_components="auto")],
+    [
+        fast_vae(),
+        fast_vae(n_components=3, early_stopping=True),
+        fast_vae(n_components="auto"),
+        VAEImputer(fast_vae(), random_state=0),
+        VAEImputer(fast_vae(), add_indicator=True, keep_empty_features=True,
+                   random_state=0),
+    ],
     expected_failed_checks=expected_failures,
 )
 def test_sklearn_compatible_estimator(estimator, check):
