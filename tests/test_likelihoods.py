@@ -195,6 +195,30 @@ def test_negative_binomial_log_prob_matches_scipy():
     np.testing.assert_allclose(got, expected, rtol=1e-9)
 
 
+def test_count_log_probs_of_large_counts_are_exact_in_float32():
+    """The terms of a large count's log-probability cancel to a few nats: in
+    float32 a count of a million was a nat off and one of 3e8 scored +512."""
+    counts = np.array([[10.0, 1e3, 5e4, 1e6, 3e8]])
+    log_rate = torch.tensor(np.log(counts) + 0.01, dtype=torch.float32)
+    x = torch.tensor(counts, dtype=torch.float32)
+    poisson = Poisson(5).log_prob_terms(log_rate, x)
+    assert poisson.dtype == torch.float32
+    rate = np.exp(log_rate.double().numpy())
+    np.testing.assert_allclose(poisson.numpy(), stats.poisson(rate).logpmf(counts),
+                               atol=1e-4)
+    lik = NegativeBinomial(5)
+    with torch.no_grad():
+        lik.log_theta.fill_(2.0)
+    got = lik.log_prob_terms(log_rate, x).detach().numpy()
+    theta = np.exp(2.0)
+    expected = stats.nbinom(theta, theta / (theta + rate)).logpmf(counts)
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+    # The gradient, which training follows, is still the count less the rate.
+    log_rate.requires_grad_(True)
+    Poisson(5).log_prob(log_rate, x).sum().backward()
+    np.testing.assert_allclose(log_rate.grad.numpy(), counts - rate, rtol=1e-5)
+
+
 def test_negative_binomial_samples_have_its_mean_and_variance():
     lik = NegativeBinomial(1).double()
     with torch.no_grad():
