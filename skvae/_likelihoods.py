@@ -323,6 +323,7 @@ class Gaussian(Likelihood):
         spread = np.sqrt(m2 / np.maximum(n, 1))
         flat = _constant(loc, spread, n)
         _check_float32_range(loc, spread, ~flat | (gap > 0), gap)
+        _check_float32_resolution(loc, spread, ~flat)
         base = self.base_floor(stats)
         floor = np.maximum(base, (gap / scale) ** 2 / 12)
         # Fewer than two distinct values: nothing tells how precise the feature is.
@@ -411,6 +412,32 @@ def _check_float32_range(loc, scale, varies, gap):
         f"A column modelled as Gaussian has {spread}, outside the range ({low:g} to "
         f"{high:g}) that float32 training represents; rescale the data (for example "
         "with StandardScaler)."
+    )
+
+
+# The largest step between neighbouring float32 values near a column's mean, as
+# a share of its standard deviation, that training accepts: rounding to float32
+# then adds an error of at most a sixth of a standard deviation (its variance
+# 2% of the feature's), where a larger step quantises the data the model sees
+# (values near 1e8 that vary by about 1 all round to multiples of 8).
+_FLOAT32_STEP = 0.5
+
+
+def _check_float32_resolution(loc, scale, varies):
+    """Raise when float32 cannot tell apart the values of a column that
+    ``varies`` (mean ``loc``, standard deviation ``scale``): its offset from 0
+    is too large for its spread."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        step = np.spacing(np.abs(loc).astype(np.float32)).astype(np.float64)
+        coarse = np.flatnonzero(varies & (step > _FLOAT32_STEP * scale))
+    if not coarse.size:
+        return
+    j = coarse[0]
+    raise ValueError(
+        f"A column modelled as Gaussian has values around {loc[j]:.6g} that vary by "
+        f"about {scale[j]:.3g}; float32 training resolves values of that size only "
+        f"to steps of {step[j]:.3g}, too coarse for that spread. Centre the data (for "
+        "example with StandardScaler, or by subtracting a reference value)."
     )
 
 

@@ -130,6 +130,20 @@ def test_gaussian_floor_of_a_rare_column_is_read_from_all_rows(monkeypatch, colu
     assert lik.log_prob(params, row).item() > -100
 
 
+def test_gaussian_refuses_values_float32_cannot_resolve():
+    """Values near 1e8 that vary by about 1 round to multiples of 8 in float32
+    training: a model fitted on them scored -100 nats per row where
+    FactorAnalysis scores -2. They get a clear error; an offset float32 still
+    resolves (1e6, steps of 1/16) is accepted."""
+    X = np.random.RandomState(0).normal(size=(50, 2))
+    Gaussian(2).fit_data(X + [1e6, 0.0])
+    for offset in (1e8, -1e8):
+        with pytest.raises(ValueError, match=r"around -?1e\+08 .* steps of 8.*Centre"):
+            Gaussian(2).fit_data(X + [0.0, offset])
+    # A constant column far from 0 has no spread to resolve.
+    Gaussian(2).fit_data(np.column_stack([np.full(50, 1e8), X[:, 0]]))
+
+
 def test_gaussian_mean_and_sample_in_original_units():
     X = np.random.RandomState(0).normal(loc=5.0, scale=3.0, size=(500, 2))
     lik = Gaussian(2).double()
