@@ -323,6 +323,7 @@ class Gaussian(Likelihood):
         spread = np.sqrt(m2 / np.maximum(n, 1))
         flat = _constant(loc, spread, n)
         _check_float32_range(loc, spread, ~flat | (gap > 0), gap)
+        _check_float32_resolution(loc, spread, ~flat)
         base = self.base_floor(stats)
         floor = np.maximum(base, (gap / scale) ** 2 / 12)
         # Fewer than two distinct values: nothing tells how precise the feature is.
@@ -414,6 +415,32 @@ def _check_float32_range(loc, scale, varies, gap):
     )
 
 
+# The largest step between neighbouring float32 values near a column's mean, as
+# a share of its standard deviation, that training accepts: rounding to float32
+# then adds an error of at most a sixth of a standard deviation (its variance
+# 2% of the feature's), where a larger step quantises the data the model sees
+# (values near 1e8 that vary by about 1 all round to multiples of 8).
+_FLOAT32_STEP = 0.5
+
+
+def _check_float32_resolution(loc, scale, varies):
+    """Raise when float32 cannot tell apart the values of a column that
+    ``varies`` (mean ``loc``, standard deviation ``scale``): its offset from 0
+    is too large for its spread."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        step = np.spacing(np.abs(loc).astype(np.float32)).astype(np.float64)
+        coarse = np.flatnonzero(varies & (step > _FLOAT32_STEP * scale))
+    if not coarse.size:
+        return
+    j = coarse[0]
+    raise ValueError(
+        f"A column modelled as Gaussian has values around {loc[j]:.6g} that vary by "
+        f"about {scale[j]:.3g}; float32 training resolves values of that size only "
+        f"to steps of {step[j]:.3g}, too coarse for that spread. Centre the data (for "
+        "example with StandardScaler, or by subtracting a reference value)."
+    )
+
+
 class Bernoulli(Likelihood):
     """Bernoulli likelihood on [0, 1] data, parametrised by logits.
 
@@ -498,6 +525,19 @@ class _Counts(Likelihood):
     def network_input(self, x):
         return (torch.log1p(x) - self.input_loc) / self.input_scale
 
+    @staticmethod
+    def _in_float64(params, x):
+        """``params`` and ``x`` in float64, for the log-probability.
+
+        Its terms (``x * log(rate)`` and ``lgamma(x + 1)``, about ``x log x``
+        each) cancel to a few nats when the rate fits the count: in float32 a
+        count of a million would be scored about a nat off, and one of 3e8
+        hundreds of nats above 0, so the training loss, the early-stopping
+        score and the ``score_samples`` of float32 input would follow rounding
+        error. The rest of the model stays in its own precision.
+        """
+        return params.to(torch.float64), x.to(torch.float64)
+
     def mean(self, params):
         return params.clamp(max=_MAX_LOG_RATE).exp()
 
@@ -511,8 +551,10 @@ class Poisson(_Counts):
         return self.log_prob_terms(params, x).sum(-1)
 
     def log_prob_terms(self, params, x):
-        log_rate = params.clamp(max=_MAX_LOG_RATE)
-        return x * log_rate - log_rate.exp() - torch.lgamma(x + 1)
+        # In float64 (see _Counts._in_float64): for a large count its terms cancel.
+        log_rate, x = self._in_float64(params.clamp(max=_MAX_LOG_RATE), x)
+        terms = x * log_rate - log_rate.exp() - torch.lgamma(x + 1)
+        return terms.to(params.dtype)
 
     def sample(self, params, generator):
         return torch.poisson(self.mean(params), generator=generator)
@@ -535,16 +577,19 @@ class NegativeBinomial(_Counts):
         return self.log_prob_terms(params, x).sum(-1)
 
     def log_prob_terms(self, params, x):
-        log_mu = params.clamp(max=_MAX_LOG_RATE)
-        theta = self.theta()
-        log_theta_mu = torch.logaddexp(theta.log(), log_mu)
-        return (
+        # In float64 (see _Counts._in_float64): for a large count its terms cancel.
+        log_mu, x = self._in_float64(params.clamp(max=_MAX_LOG_RATE), x)
+        log_theta = self.log_theta.clamp(-10.0, 10.0).to(log_mu.dtype)
+        theta = log_theta.exp()
+        log_theta_mu = torch.logaddexp(log_theta, log_mu)
+        terms = (
             torch.lgamma(x + theta)
             - torch.lgamma(theta)
             - torch.lgamma(x + 1)
-            + theta * (theta.log() - log_theta_mu)
+            + theta * (log_theta - log_theta_mu)
             + x * (log_mu - log_theta_mu)
         )
+        return terms.to(params.dtype)
 
     def sample(self, params, generator):
         # A gamma-Poisson mixture: rate ~ Gamma(theta, theta / mean).
