@@ -70,17 +70,14 @@ def free_port():
         return sock.getsockname()[1]
 
 
-def run_ranks(tmp_path, shards, params, case="train"):
-    """Fit on ``len(shards)`` processes; each rank's fitted estimator or error."""
-    script = tmp_path / "rank.py"
-    script.write_text(RANK_SCRIPT)
-    with open(tmp_path / "data.pkl", "wb") as f:
-        pickle.dump((shards, params), f)
-    port, world = str(free_port()), str(len(shards))
+def _start_ranks(script, world, tmp_path, case):
+    """Run the rank script on ``world`` processes; the processes and their outputs."""
+    port = str(free_port())
     processes = [
-        subprocess.Popen([sys.executable, str(script), str(rank), world, port, str(tmp_path),
-                          case], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        for rank in range(len(shards))
+        subprocess.Popen([sys.executable, str(script), str(rank), str(world), port,
+                          str(tmp_path), case], stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT)
+        for rank in range(world)
     ]
     outputs = []
     try:
@@ -89,6 +86,20 @@ def run_ranks(tmp_path, shards, params, case="train"):
     finally:
         for process in processes:
             process.kill()
+    return processes, outputs
+
+
+def run_ranks(tmp_path, shards, params, case="train"):
+    """Fit on ``len(shards)`` processes; each rank's fitted estimator or error."""
+    script = tmp_path / "rank.py"
+    script.write_text(RANK_SCRIPT)
+    with open(tmp_path / "data.pkl", "wb") as f:
+        pickle.dump((shards, params), f)
+    for attempt in range(3):
+        processes, outputs = _start_ranks(script, len(shards), tmp_path, case)
+        # The free port may be taken by another process before rank 0 binds it.
+        if not any("address already in use" in out.lower() for out in outputs):
+            break
     for process, output in zip(processes, outputs):
         assert process.returncode == 0, output
     results = []
