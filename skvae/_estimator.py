@@ -1114,7 +1114,10 @@ class VAETransformer(
         importance-weighted bound, which tightens towards log p(x) as ``K`` grows.
         The ``K`` latent draws are a scrambled Sobol sequence fixed when the model
         is fitted and shared by all rows, so the result is deterministic, does not
-        depend on batching, and varies less than with independent draws.
+        depend on batching, and varies less than with independent draws. It is a
+        bound in expectation over the draws: with a small ``K`` one row's value
+        can land above its log p(x) (by a nat or two at ``K=1``), while the mean
+        over many rows stays below.
 
         For a row with missing entries (NaN, or None and pd.NA in a DataFrame)
         this is the bound on the likelihood of its *observed* entries, log
