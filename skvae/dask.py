@@ -18,6 +18,8 @@ block. Needs ``dask`` (``pip install "skvae[dask]"``).
 True
 """
 
+import copy
+
 import numpy as np
 from sklearn.utils.validation import check_is_fitted, check_random_state
 
@@ -143,7 +145,9 @@ def inverse_transform(estimator, Z):
     -------
     X : dask.array.Array, or dask DataFrame
         A dask array for a model fitted on an array; a dask DataFrame with
-        the original columns and dtypes for one fitted on a DataFrame.
+        the original columns and dtypes for one fitted on a DataFrame (of
+        pandas partitions, whatever the DataFrame library of ``fit``: a
+        polars Enum column comes back as a pandas categorical).
     """
     Z = _check(estimator, Z)
     if _is_frame(Z):
@@ -153,6 +157,7 @@ def inverse_transform(estimator, Z):
             f"Z has {Z.shape[1]} columns, but inverse_transform expects latent codes "
             f"with n_components={estimator.n_components_} columns."
         )
+    estimator = _pandas_output(estimator)
     model = dask.delayed(estimator, pure=True)
     meta = estimator.inverse_transform(np.zeros((1, Z.shape[1]), dtype=Z.dtype))
     if hasattr(meta, "iloc"):  # fitted on a DataFrame
@@ -187,7 +192,8 @@ def sample(estimator, n_samples, chunks=100_000, random_state=None, *, noise=Tru
     -------
     X_new : dask.array.Array of shape (n_samples, n_features_in_), or dask DataFrame
         float64 rows; a dask DataFrame with the original columns and dtypes
-        for a model fitted on a DataFrame.
+        for a model fitted on a DataFrame (of pandas partitions, as for
+        :func:`inverse_transform`).
     """
     check_is_fitted(estimator)
     if not is_positive_integer(n_samples):
@@ -196,6 +202,7 @@ def sample(estimator, n_samples, chunks=100_000, random_state=None, *, noise=Tru
         raise ValueError(f"chunks must be a positive integer; got {chunks!r}.")
     sizes = [min(chunks, n_samples - start) for start in range(0, n_samples, chunks)]
     seeds = check_random_state(random_state).randint(MAX_SEED, size=len(sizes))
+    estimator = _pandas_output(estimator)
     model = dask.delayed(estimator, pure=True)
     meta = estimator.sample(1, random_state=0, noise=noise)
     starts = np.cumsum([0] + sizes[:-1]).tolist()
@@ -209,6 +216,18 @@ def sample(estimator, n_samples, chunks=100_000, random_state=None, *, noise=Tru
         da.from_delayed(block, shape=(size, meta.shape[1]), dtype=meta.dtype)
         for block, size in zip(blocks, sizes)
     ])
+
+
+def _pandas_output(estimator):
+    """``estimator``, or, if it was fitted on a DataFrame of another library than
+    pandas (polars, say), a copy that returns pandas DataFrames: the partitions
+    of a dask DataFrame are pandas ones."""
+    if getattr(estimator, "_frame_library", None) in (None, "pandas"):
+        return estimator
+    estimator = copy.copy(estimator)
+    estimator._frame_library = None
+    estimator._frame_enums = None  # Enums stay the categoricals pandas read them as
+    return estimator
 
 
 def _draw(estimator, size, seed, noise=True, start=0):

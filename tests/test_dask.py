@@ -115,3 +115,37 @@ def test_bad_input_is_named(fitted):
 
     with pytest.raises(NotFittedError):
         skvae_dask.transform(VAETransformer(), da.from_array(X))
+
+
+@pytest.fixture(scope="module")
+def threads():
+    """A one-worker LocalCluster in this process: quick to start, for the
+    cases that need no pickling to other processes."""
+    cluster = distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None,
+        timeout=TIMEOUT,
+    )
+    client = distributed.Client(cluster, timeout=TIMEOUT)
+    yield client
+    client.close(timeout=TIMEOUT)
+    cluster.close(timeout=TIMEOUT)
+
+
+def test_model_fitted_on_polars_gives_pandas_partitions(threads):
+    pl = pytest.importorskip("polars")
+    rng = np.random.RandomState(0)
+    frame = pl.DataFrame({"x": rng.normal(size=40), "n": rng.poisson(3, 40),
+                          "kind": pl.Series(rng.choice(["a", "b"], 40)).cast(pl.Enum(["a", "b"]))})
+    vae = VAETransformer(hidden_layer_sizes=(8,), max_iter=2, random_state=0).fit(frame)
+    Z = vae.transform(frame)
+    decoded = skvae_dask.inverse_transform(vae, da.from_array(Z, chunks=15))
+    expected = vae.inverse_transform(Z).to_pandas()  # Enum read as a categorical
+    assert (decoded.dtypes == expected.dtypes).all()
+    got = compute(threads, decoded)
+    assert (got.dtypes == expected.dtypes).all()
+    np.testing.assert_array_equal(got["n"], expected["n"])
+    np.testing.assert_array_equal(got["kind"].astype(str), expected["kind"].astype(str))
+    drawn = skvae_dask.sample(vae, 10, chunks=4, random_state=0)
+    assert list(drawn.columns) == ["x", "n", "kind"]
+    assert len(compute(threads, drawn)) == 10
+    assert isinstance(vae.sample(2), pl.DataFrame)  # the model itself is unchanged
