@@ -62,8 +62,10 @@ def _check(estimator, X):
 
 
 def _out_dtype(X):
-    """Our methods compute in float32 for float32 input, else in float64."""
-    return np.float32 if isinstance(X, da.Array) and X.dtype == np.float32 else np.float64
+    """Our methods compute in float32 for float32 input (a DataFrame's columns
+    all float32), else in float64."""
+    dtypes = list(X.dtypes) if _is_frame(X) else [X.dtype]
+    return np.float32 if all(dtype == np.float32 for dtype in dtypes) else np.float64
 
 
 def transform(estimator, X):
@@ -90,7 +92,8 @@ def transform(estimator, X):
         names = list(estimator.get_feature_names_out())
         meta = _empty_frame(names, np.float64)
         return X.map_partitions(_frame_rows("transform", names), model, meta=meta)
-    return X.map_blocks(_block("transform"), model, dtype=_out_dtype(X),
+    dtype = _out_dtype(X)
+    return X.map_blocks(_block("transform", dtype), model, dtype=dtype,
                         chunks=(X.chunks[0], (k,)))
 
 
@@ -138,36 +141,39 @@ def inverse_transform(estimator, Z):
     ----------
     estimator : VAETransformer
         A fitted estimator.
-    Z : dask.array.Array of shape (n_samples, n_components_)
-        Latent codes.
+    Z : dask.array.Array or dask.dataframe.DataFrame of shape (n_samples, n_components_)
+        Latent codes, such as the output of :func:`transform`.
 
     Returns
     -------
     X : dask.array.Array, or dask DataFrame
         A dask array for a model fitted on an array; a dask DataFrame with
-        the original columns and dtypes for one fitted on a DataFrame (of
+        the original columns and dtypes for one fitted on a DataFrame,
+        partitioned and indexed as ``Z`` when that is a dask DataFrame (of
         pandas partitions, whatever the DataFrame library of ``fit``: a
         polars Enum column comes back as a pandas categorical).
     """
     Z = _check(estimator, Z)
-    if _is_frame(Z):
-        Z = Z.to_dask_array(lengths=True).rechunk({1: -1})
-    if Z.shape[1] != estimator.n_components_:
+    width = len(Z.columns) if _is_frame(Z) else Z.shape[1]
+    if width != estimator.n_components_:
         raise ValueError(
-            f"Z has {Z.shape[1]} columns, but inverse_transform expects latent codes "
+            f"Z has {width} columns, but inverse_transform expects latent codes "
             f"with n_components={estimator.n_components_} columns."
         )
     estimator = _pandas_output(estimator)
     model = dask.delayed(estimator, pure=True)
-    meta = estimator.inverse_transform(np.zeros((1, Z.shape[1]), dtype=Z.dtype))
+    meta = estimator.inverse_transform(np.zeros((1, width), dtype=_out_dtype(Z)))
     if hasattr(meta, "iloc"):  # fitted on a DataFrame
-        frame = _dd().from_dask_array(Z, columns=[f"z{i}" for i in range(Z.shape[1])])
-        return frame.map_partitions(
-            lambda part, est: est.inverse_transform(part.to_numpy()).set_axis(part.index),
-            model, meta=meta.iloc[:0],
-        )
-    return Z.map_blocks(_block("inverse_transform"), model, dtype=meta.dtype,
-                        chunks=(Z.chunks[0], (meta.shape[1],)))
+        if not _is_frame(Z):
+            Z = _dd().from_dask_array(Z, columns=[f"z{i}" for i in range(width)])
+        # A DataFrame of codes keeps its partitions and index (those of the rows
+        # it encodes), and its row counts need not be known: nothing is
+        # computed before the result is.
+        return Z.map_partitions(_decoded_rows(meta.iloc[:0]), model, meta=meta.iloc[:0])
+    if _is_frame(Z):
+        Z = Z.to_dask_array()  # row counts unknown, rather than computed here
+    return Z.map_blocks(_block("inverse_transform", meta.dtype), model,
+                        dtype=meta.dtype, chunks=(Z.chunks[0], (meta.shape[1],)))
 
 
 def sample(estimator, n_samples, chunks=100_000, random_state=None, *, noise=True):
@@ -237,12 +243,23 @@ def _draw(estimator, size, seed, noise=True, start=0):
     return rows
 
 
-def _block(method):
+def _block(method, dtype):
     def apply(block, est):
-        if block.shape[0] == 0:
+        if block.shape[0] == 0:  # the estimator refuses no rows
             width = est.n_components_ if method == "transform" else est.n_features_in_
-            return np.zeros((0, width), dtype=block.dtype)
+            return np.zeros((0, width), dtype=dtype)
         return getattr(est, method)(block)
+
+    return apply
+
+
+def _decoded_rows(empty):
+    """``inverse_transform`` of a partition of codes, as a DataFrame like
+    ``empty`` with the partition's index."""
+    def apply(part, est):
+        if len(part) == 0:  # the estimator refuses no rows
+            return empty.set_axis(part.index)
+        return est.inverse_transform(part.to_numpy()).set_axis(part.index)
 
     return apply
 

@@ -122,7 +122,7 @@ def threads():
     """A one-worker LocalCluster in this process: quick to start, for the
     cases that need no pickling to other processes."""
     cluster = distributed.LocalCluster(
-        n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None,
+        n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0",
         timeout=TIMEOUT,
     )
     client = distributed.Client(cluster, timeout=TIMEOUT)
@@ -134,8 +134,8 @@ def threads():
 def test_model_fitted_on_polars_gives_pandas_partitions(threads):
     pl = pytest.importorskip("polars")
     rng = np.random.RandomState(0)
-    frame = pl.DataFrame({"x": rng.normal(size=40), "n": rng.poisson(3, 40),
-                          "kind": pl.Series(rng.choice(["a", "b"], 40)).cast(pl.Enum(["a", "b"]))})
+    kind = pl.Series(rng.choice(["a", "b"], 40)).cast(pl.Enum(["a", "b"]))
+    frame = pl.DataFrame({"x": rng.normal(size=40), "n": rng.poisson(3, 40), "kind": kind})
     vae = VAETransformer(hidden_layer_sizes=(8,), max_iter=2, random_state=0).fit(frame)
     Z = vae.transform(frame)
     decoded = skvae_dask.inverse_transform(vae, da.from_array(Z, chunks=15))
@@ -149,3 +149,50 @@ def test_model_fitted_on_polars_gives_pandas_partitions(threads):
     assert list(drawn.columns) == ["x", "n", "kind"]
     assert len(compute(threads, drawn)) == 10
     assert isinstance(vae.sample(2), pl.DataFrame)  # the model itself is unchanged
+
+
+@pytest.fixture(scope="module")
+def fitted_on_frame():
+    pd = pytest.importorskip("pandas")
+    rng = np.random.RandomState(0)
+    frame = pd.DataFrame({"x": rng.normal(size=40), "n": rng.poisson(3, 40),
+                          "kind": pd.Categorical(rng.choice(["a", "b"], 40))},
+                         index=np.arange(40) * 10)
+    vae = VAETransformer(hidden_layer_sizes=(8,), max_iter=2, random_state=0).fit(frame)
+    return vae, frame
+
+
+def test_inverse_transform_of_empty_blocks(threads, fitted_on_frame, fitted):
+    """Blocks left empty by a filter decode to no rows, not to sklearn's
+    'Found array with 0 sample(s)'."""
+    for vae in (fitted_on_frame[0], fitted[0]):
+        Z = da.from_array(np.random.RandomState(0).normal(size=(30, 2)), chunks=10)
+        some = Z[Z[:, 0] > 0.5]  # unknown row counts, some blocks may be empty
+        decoded = compute(threads, skvae_dask.inverse_transform(vae, some))
+        expected = vae.inverse_transform(some.compute())
+        assert len(decoded) == len(expected)
+        counts = np.asarray(decoded)[:, 1]  # the integer column, rounded alike
+        np.testing.assert_array_equal(counts, np.asarray(expected)[:, 1])
+        none = compute(threads, skvae_dask.inverse_transform(vae, Z[Z[:, 0] > 100]))
+        assert none.shape == (0, vae.n_features_in_)
+
+
+def test_inverse_transform_of_a_dataframe_is_lazy(threads, fitted_on_frame):
+    """Decoding a dask DataFrame of codes computes nothing until asked, and
+    keeps its index, so that the rows line up with the ones encoded."""
+    import dask
+
+    dd = pytest.importorskip("dask.dataframe")
+    vae, frame = fitted_on_frame
+    Z = skvae_dask.transform(vae, dd.from_pandas(frame, npartitions=3))
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("computed while building the graph")
+
+    with dask.config.set(scheduler=refuse):
+        decoded = skvae_dask.inverse_transform(vae, Z)
+    assert (decoded.dtypes == frame.dtypes).all() and decoded.divisions == Z.divisions
+    got = compute(threads, decoded)
+    expected = vae.inverse_transform(vae.transform(frame))
+    assert got.index.equals(frame.index)
+    np.testing.assert_array_equal(got["n"], expected["n"])
