@@ -217,7 +217,10 @@ def sample(estimator, n_samples, chunks=100_000, random_state=None, *, noise=Tru
     if hasattr(meta, "iloc"):
         # Rows numbered 0 to n_samples - 1 across the blocks, as in a single sample.
         divisions = tuple(starts) + (n_samples - 1,)
-        return _dd().from_delayed(blocks, meta=meta.iloc[:0], divisions=divisions)
+        # The dtypes of fit, as inverse_transform keeps them: not dask's default
+        # conversion of object columns to pyarrow strings.
+        with dask.config.set({"dataframe.convert-string": False}):
+            return _dd().from_delayed(blocks, meta=meta.iloc[:0], divisions=divisions)
     return da.concatenate([
         da.from_delayed(block, shape=(size, meta.shape[1]), dtype=meta.dtype)
         for block, size in zip(blocks, sizes)

@@ -196,3 +196,17 @@ def test_inverse_transform_of_a_dataframe_is_lazy(threads, fitted_on_frame):
     expected = vae.inverse_transform(vae.transform(frame))
     assert got.index.equals(frame.index)
     np.testing.assert_array_equal(got["n"], expected["n"])
+
+
+def test_sample_keeps_object_columns(threads):
+    """Dask's conversion of object columns to strings (its default) does not
+    change the dtypes that fit saw, as it would for a frame read into dask."""
+    pd = pytest.importorskip("pandas")
+    rng = np.random.RandomState(0)
+    frame = pd.DataFrame({"x": rng.normal(size=40),
+                          "colour": pd.Series(rng.choice(["red", "blue"], 40), dtype=object)})
+    vae = VAETransformer(hidden_layer_sizes=(8,), max_iter=2, random_state=0).fit(frame)
+    drawn = skvae_dask.sample(vae, 10, chunks=4, random_state=0)
+    assert (drawn.dtypes == frame.dtypes).all()
+    got = compute(threads, drawn)
+    assert (got.dtypes == frame.dtypes).all() and set(got["colour"]) <= {"red", "blue"}
