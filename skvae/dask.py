@@ -57,8 +57,29 @@ def _check(estimator, X):
     if isinstance(X, da.Array):
         if X.ndim != 2:
             raise ValueError(f"expected a 2-D dask array; got {X.ndim} dimensions.")
-        return X.rechunk({1: -1})  # whole rows in each block
+        # Whole rows in each block (already so for a single column block, whose
+        # width may be unknown, as from_delayed's can be).
+        return X if X.numblocks[1] == 1 else X.rechunk({1: -1})
     return X
+
+
+def _check_columns(estimator, X):
+    """The checks of the estimator's own validation that need only the
+    columns, made here: otherwise they fail on a worker, when computed."""
+    names = getattr(estimator, "feature_names_in_", None)
+    # Columns not all named by strings are left to scikit-learn, which warns.
+    named = _is_frame(X) and all(isinstance(column, str) for column in X.columns)
+    if named and names is not None and list(X.columns) != list(names):
+        raise ValueError(
+            f"X has the columns {list(X.columns)}, but {type(estimator).__name__} "
+            f"was fitted on the columns {list(names)}, in that order."
+        )
+    width = len(X.columns) if _is_frame(X) else X.shape[1]
+    if not np.isnan(width) and width != estimator.n_features_in_:  # nan: unknown
+        raise ValueError(
+            f"X has {width} features, but {type(estimator).__name__} is expecting "
+            f"{estimator.n_features_in_} features as input."
+        )
 
 
 def _out_dtype(X):
@@ -86,6 +107,7 @@ def transform(estimator, X):
         ``estimator.get_feature_names_out()``, partitioned as ``X``.
     """
     X = _check(estimator, X)
+    _check_columns(estimator, X)
     model = dask.delayed(estimator, pure=True)
     k = estimator.n_components_
     if _is_frame(X):
@@ -115,6 +137,10 @@ def score_samples(estimator, X, n_importance_samples=None):
         float64, a dask Series for DataFrame input.
     """
     X = _check(estimator, X)
+    _check_columns(estimator, X)
+    n_draws = n_importance_samples
+    if n_draws is not None and not is_positive_integer(n_draws):
+        raise ValueError(f"n_importance_samples must be a positive integer; got {n_draws!r}.")
     model = dask.delayed(estimator, pure=True)
     if _is_frame(X):
         def score(part, est):
@@ -204,7 +230,7 @@ def sample(estimator, n_samples, chunks=100_000, random_state=None, *, noise=Tru
     check_is_fitted(estimator)
     if not is_positive_integer(n_samples):
         raise ValueError(f"n_samples must be a positive integer; got {n_samples!r}.")
-    if not (isinstance(chunks, (int, np.integer)) and chunks >= 1):
+    if not is_positive_integer(chunks):
         raise ValueError(f"chunks must be a positive integer; got {chunks!r}.")
     sizes = [min(chunks, n_samples - start) for start in range(0, n_samples, chunks)]
     seeds = check_random_state(random_state).randint(MAX_SEED, size=len(sizes))

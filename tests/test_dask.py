@@ -210,3 +210,33 @@ def test_sample_keeps_object_columns(threads):
     assert (drawn.dtypes == frame.dtypes).all()
     got = compute(threads, drawn)
     assert (got.dtypes == frame.dtypes).all() and set(got["colour"]) <= {"red", "blue"}
+
+
+def test_bad_input_is_named_before_computing(fitted, fitted_on_frame):
+    """Wrong columns and arguments fail when the graph is built, not later on
+    a worker."""
+    dd = pytest.importorskip("dask.dataframe")
+    vae, X = fitted
+    lazy = da.from_array(X, chunks=100)
+    for method in (skvae_dask.transform, skvae_dask.score_samples):
+        with pytest.raises(ValueError, match="X has 5 features, but .* expecting 6"):
+            method(vae, lazy[:, :5])
+    with pytest.raises(ValueError, match="n_importance_samples must be a positive"):
+        skvae_dask.score_samples(vae, lazy, n_importance_samples=0)
+    with pytest.raises(ValueError, match="chunks must be a positive integer"):
+        skvae_dask.sample(vae, 10, chunks=True)
+    vae, frame = fitted_on_frame
+    lazy = dd.from_pandas(frame, npartitions=2)
+    for columns in (["x", "n"], ["n", "x", "kind"]):
+        with pytest.raises(ValueError, match=r"fitted on the columns \['x', 'n', 'kind'\]"):
+            skvae_dask.transform(vae, lazy[columns])
+
+
+def test_array_of_unknown_shape(threads, fitted):
+    """One block of unknown width (as from_delayed gives) needs no rechunking."""
+    import dask
+
+    vae, X = fitted
+    lazy = da.from_delayed(dask.delayed(X[:20]), shape=(np.nan, np.nan), dtype=X.dtype)
+    np.testing.assert_array_equal(compute(threads, skvae_dask.transform(vae, lazy)),
+                                  vae.transform(X[:20]))
