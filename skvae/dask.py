@@ -140,7 +140,9 @@ def score_samples(estimator, X, n_importance_samples=None):
     _check_columns(estimator, X)
     n_draws = n_importance_samples
     if n_draws is not None and not is_positive_integer(n_draws):
-        raise ValueError(f"n_importance_samples must be a positive integer; got {n_draws!r}.")
+        raise ValueError(
+            f"n_importance_samples must be a positive integer; got {n_draws!r}."
+        )
     model = dask.delayed(estimator, pure=True)
     if _is_frame(X):
         def score(part, est):

@@ -135,7 +135,8 @@ def test_model_fitted_on_polars_gives_pandas_partitions(threads):
     pl = pytest.importorskip("polars")
     rng = np.random.RandomState(0)
     kind = pl.Series(rng.choice(["a", "b"], 40)).cast(pl.Enum(["a", "b"]))
-    frame = pl.DataFrame({"x": rng.normal(size=40), "n": rng.poisson(3, 40), "kind": kind})
+    frame = pl.DataFrame({"x": rng.normal(size=40), "n": rng.poisson(3, 40),
+                          "kind": kind})
     vae = VAETransformer(hidden_layer_sizes=(8,), max_iter=2, random_state=0).fit(frame)
     Z = vae.transform(frame)
     decoded = skvae_dask.inverse_transform(vae, da.from_array(Z, chunks=15))
@@ -203,8 +204,8 @@ def test_sample_keeps_object_columns(threads):
     change the dtypes that fit saw, as it would for a frame read into dask."""
     pd = pytest.importorskip("pandas")
     rng = np.random.RandomState(0)
-    frame = pd.DataFrame({"x": rng.normal(size=40),
-                          "colour": pd.Series(rng.choice(["red", "blue"], 40), dtype=object)})
+    colour = pd.Series(rng.choice(["red", "blue"], 40), dtype=object)
+    frame = pd.DataFrame({"x": rng.normal(size=40), "colour": colour})
     vae = VAETransformer(hidden_layer_sizes=(8,), max_iter=2, random_state=0).fit(frame)
     drawn = skvae_dask.sample(vae, 10, chunks=4, random_state=0)
     assert (drawn.dtypes == frame.dtypes).all()
@@ -228,7 +229,8 @@ def test_bad_input_is_named_before_computing(fitted, fitted_on_frame):
     vae, frame = fitted_on_frame
     lazy = dd.from_pandas(frame, npartitions=2)
     for columns in (["x", "n"], ["n", "x", "kind"]):
-        with pytest.raises(ValueError, match=r"fitted on the columns \['x', 'n', 'kind'\]"):
+        fitted_on = r"fitted on the columns \['x', 'n', 'kind'\]"
+        with pytest.raises(ValueError, match=fitted_on):
             skvae_dask.transform(vae, lazy[columns])
 
 
