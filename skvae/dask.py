@@ -18,6 +18,8 @@ block. Needs ``dask`` (``pip install "skvae[dask]"``).
 True
 """
 
+import copy
+
 import numpy as np
 from sklearn.utils.validation import check_is_fitted, check_random_state
 
@@ -55,13 +57,36 @@ def _check(estimator, X):
     if isinstance(X, da.Array):
         if X.ndim != 2:
             raise ValueError(f"expected a 2-D dask array; got {X.ndim} dimensions.")
-        return X.rechunk({1: -1})  # whole rows in each block
+        # Whole rows in each block (already so for a single column block, whose
+        # width may be unknown, as from_delayed's can be).
+        return X if X.numblocks[1] == 1 else X.rechunk({1: -1})
     return X
 
 
+def _check_columns(estimator, X):
+    """The checks of the estimator's own validation that need only the
+    columns, made here: otherwise they fail on a worker, when computed."""
+    names = getattr(estimator, "feature_names_in_", None)
+    # Columns not all named by strings are left to scikit-learn, which warns.
+    named = _is_frame(X) and all(isinstance(column, str) for column in X.columns)
+    if named and names is not None and list(X.columns) != list(names):
+        raise ValueError(
+            f"X has the columns {list(X.columns)}, but {type(estimator).__name__} "
+            f"was fitted on the columns {list(names)}, in that order."
+        )
+    width = len(X.columns) if _is_frame(X) else X.shape[1]
+    if not np.isnan(width) and width != estimator.n_features_in_:  # nan: unknown
+        raise ValueError(
+            f"X has {width} features, but {type(estimator).__name__} is expecting "
+            f"{estimator.n_features_in_} features as input."
+        )
+
+
 def _out_dtype(X):
-    """Our methods compute in float32 for float32 input, else in float64."""
-    return np.float32 if isinstance(X, da.Array) and X.dtype == np.float32 else np.float64
+    """Our methods compute in float32 for float32 input (a DataFrame's columns
+    all float32), else in float64."""
+    dtypes = list(X.dtypes) if _is_frame(X) else [X.dtype]
+    return np.float32 if all(dtype == np.float32 for dtype in dtypes) else np.float64
 
 
 def transform(estimator, X):
@@ -82,13 +107,15 @@ def transform(estimator, X):
         ``estimator.get_feature_names_out()``, partitioned as ``X``.
     """
     X = _check(estimator, X)
+    _check_columns(estimator, X)
     model = dask.delayed(estimator, pure=True)
     k = estimator.n_components_
     if _is_frame(X):
         names = list(estimator.get_feature_names_out())
         meta = _empty_frame(names, np.float64)
         return X.map_partitions(_frame_rows("transform", names), model, meta=meta)
-    return X.map_blocks(_block("transform"), model, dtype=_out_dtype(X),
+    dtype = _out_dtype(X)
+    return X.map_blocks(_block("transform", dtype), model, dtype=dtype,
                         chunks=(X.chunks[0], (k,)))
 
 
@@ -110,6 +137,12 @@ def score_samples(estimator, X, n_importance_samples=None):
         float64, a dask Series for DataFrame input.
     """
     X = _check(estimator, X)
+    _check_columns(estimator, X)
+    n_draws = n_importance_samples
+    if n_draws is not None and not is_positive_integer(n_draws):
+        raise ValueError(
+            f"n_importance_samples must be a positive integer; got {n_draws!r}."
+        )
     model = dask.delayed(estimator, pure=True)
     if _is_frame(X):
         def score(part, est):
@@ -136,33 +169,39 @@ def inverse_transform(estimator, Z):
     ----------
     estimator : VAETransformer
         A fitted estimator.
-    Z : dask.array.Array of shape (n_samples, n_components_)
-        Latent codes.
+    Z : dask.array.Array or dask.dataframe.DataFrame of shape (n_samples, n_components_)
+        Latent codes, such as the output of :func:`transform`.
 
     Returns
     -------
     X : dask.array.Array, or dask DataFrame
         A dask array for a model fitted on an array; a dask DataFrame with
-        the original columns and dtypes for one fitted on a DataFrame.
+        the original columns and dtypes for one fitted on a DataFrame,
+        partitioned and indexed as ``Z`` when that is a dask DataFrame (of
+        pandas partitions, whatever the DataFrame library of ``fit``: a
+        polars Enum column comes back as a pandas categorical).
     """
     Z = _check(estimator, Z)
-    if _is_frame(Z):
-        Z = Z.to_dask_array(lengths=True).rechunk({1: -1})
-    if Z.shape[1] != estimator.n_components_:
+    width = len(Z.columns) if _is_frame(Z) else Z.shape[1]
+    if width != estimator.n_components_:
         raise ValueError(
-            f"Z has {Z.shape[1]} columns, but inverse_transform expects latent codes "
+            f"Z has {width} columns, but inverse_transform expects latent codes "
             f"with n_components={estimator.n_components_} columns."
         )
+    estimator = _pandas_output(estimator)
     model = dask.delayed(estimator, pure=True)
-    meta = estimator.inverse_transform(np.zeros((1, Z.shape[1]), dtype=Z.dtype))
+    meta = estimator.inverse_transform(np.zeros((1, width), dtype=_out_dtype(Z)))
     if hasattr(meta, "iloc"):  # fitted on a DataFrame
-        frame = _dd().from_dask_array(Z, columns=[f"z{i}" for i in range(Z.shape[1])])
-        return frame.map_partitions(
-            lambda part, est: est.inverse_transform(part.to_numpy()).set_axis(part.index),
-            model, meta=meta.iloc[:0],
-        )
-    return Z.map_blocks(_block("inverse_transform"), model, dtype=meta.dtype,
-                        chunks=(Z.chunks[0], (meta.shape[1],)))
+        if not _is_frame(Z):
+            Z = _dd().from_dask_array(Z, columns=[f"z{i}" for i in range(width)])
+        # A DataFrame of codes keeps its partitions and index (those of the rows
+        # it encodes), and its row counts need not be known: nothing is
+        # computed before the result is.
+        return Z.map_partitions(_decoded_rows(meta.iloc[:0]), model, meta=meta.iloc[:0])
+    if _is_frame(Z):
+        Z = Z.to_dask_array()  # row counts unknown, rather than computed here
+    return Z.map_blocks(_block("inverse_transform", meta.dtype), model,
+                        dtype=meta.dtype, chunks=(Z.chunks[0], (meta.shape[1],)))
 
 
 def sample(estimator, n_samples, chunks=100_000, random_state=None, *, noise=True):
@@ -187,15 +226,17 @@ def sample(estimator, n_samples, chunks=100_000, random_state=None, *, noise=Tru
     -------
     X_new : dask.array.Array of shape (n_samples, n_features_in_), or dask DataFrame
         float64 rows; a dask DataFrame with the original columns and dtypes
-        for a model fitted on a DataFrame.
+        for a model fitted on a DataFrame (of pandas partitions, as for
+        :func:`inverse_transform`).
     """
     check_is_fitted(estimator)
     if not is_positive_integer(n_samples):
         raise ValueError(f"n_samples must be a positive integer; got {n_samples!r}.")
-    if not (isinstance(chunks, (int, np.integer)) and chunks >= 1):
+    if not is_positive_integer(chunks):
         raise ValueError(f"chunks must be a positive integer; got {chunks!r}.")
     sizes = [min(chunks, n_samples - start) for start in range(0, n_samples, chunks)]
     seeds = check_random_state(random_state).randint(MAX_SEED, size=len(sizes))
+    estimator = _pandas_output(estimator)
     model = dask.delayed(estimator, pure=True)
     meta = estimator.sample(1, random_state=0, noise=noise)
     starts = np.cumsum([0] + sizes[:-1]).tolist()
@@ -204,11 +245,26 @@ def sample(estimator, n_samples, chunks=100_000, random_state=None, *, noise=Tru
     if hasattr(meta, "iloc"):
         # Rows numbered 0 to n_samples - 1 across the blocks, as in a single sample.
         divisions = tuple(starts) + (n_samples - 1,)
-        return _dd().from_delayed(blocks, meta=meta.iloc[:0], divisions=divisions)
+        # The dtypes of fit, as inverse_transform keeps them: not dask's default
+        # conversion of object columns to pyarrow strings.
+        with dask.config.set({"dataframe.convert-string": False}):
+            return _dd().from_delayed(blocks, meta=meta.iloc[:0], divisions=divisions)
     return da.concatenate([
         da.from_delayed(block, shape=(size, meta.shape[1]), dtype=meta.dtype)
         for block, size in zip(blocks, sizes)
     ])
+
+
+def _pandas_output(estimator):
+    """``estimator``, or, if it was fitted on a DataFrame of another library than
+    pandas (polars, say), a copy that returns pandas DataFrames: the partitions
+    of a dask DataFrame are pandas ones."""
+    if getattr(estimator, "_frame_library", None) in (None, "pandas"):
+        return estimator
+    estimator = copy.copy(estimator)
+    estimator._frame_library = None
+    estimator._frame_enums = None  # Enums stay the categoricals pandas read them as
+    return estimator
 
 
 def _draw(estimator, size, seed, noise=True, start=0):
@@ -218,12 +274,23 @@ def _draw(estimator, size, seed, noise=True, start=0):
     return rows
 
 
-def _block(method):
+def _block(method, dtype):
     def apply(block, est):
-        if block.shape[0] == 0:
+        if block.shape[0] == 0:  # the estimator refuses no rows
             width = est.n_components_ if method == "transform" else est.n_features_in_
-            return np.zeros((0, width), dtype=block.dtype)
+            return np.zeros((0, width), dtype=dtype)
         return getattr(est, method)(block)
+
+    return apply
+
+
+def _decoded_rows(empty):
+    """``inverse_transform`` of a partition of codes, as a DataFrame like
+    ``empty`` with the partition's index."""
+    def apply(part, est):
+        if len(part) == 0:  # the estimator refuses no rows
+            return empty.set_axis(part.index)
+        return est.inverse_transform(part.to_numpy()).set_axis(part.index)
 
     return apply
 

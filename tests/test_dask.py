@@ -115,3 +115,130 @@ def test_bad_input_is_named(fitted):
 
     with pytest.raises(NotFittedError):
         skvae_dask.transform(VAETransformer(), da.from_array(X))
+
+
+@pytest.fixture(scope="module")
+def threads():
+    """A one-worker LocalCluster in this process: quick to start, for the
+    cases that need no pickling to other processes."""
+    cluster = distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0",
+        timeout=TIMEOUT,
+    )
+    client = distributed.Client(cluster, timeout=TIMEOUT)
+    yield client
+    client.close(timeout=TIMEOUT)
+    cluster.close(timeout=TIMEOUT)
+
+
+def test_model_fitted_on_polars_gives_pandas_partitions(threads):
+    pl = pytest.importorskip("polars")
+    rng = np.random.RandomState(0)
+    kind = pl.Series(rng.choice(["a", "b"], 40)).cast(pl.Enum(["a", "b"]))
+    frame = pl.DataFrame({"x": rng.normal(size=40), "n": rng.poisson(3, 40),
+                          "kind": kind})
+    vae = VAETransformer(hidden_layer_sizes=(8,), max_iter=2, random_state=0).fit(frame)
+    Z = vae.transform(frame)
+    decoded = skvae_dask.inverse_transform(vae, da.from_array(Z, chunks=15))
+    expected = vae.inverse_transform(Z).to_pandas()  # Enum read as a categorical
+    assert (decoded.dtypes == expected.dtypes).all()
+    got = compute(threads, decoded)
+    assert (got.dtypes == expected.dtypes).all()
+    np.testing.assert_array_equal(got["n"], expected["n"])
+    np.testing.assert_array_equal(got["kind"].astype(str), expected["kind"].astype(str))
+    drawn = skvae_dask.sample(vae, 10, chunks=4, random_state=0)
+    assert list(drawn.columns) == ["x", "n", "kind"]
+    assert len(compute(threads, drawn)) == 10
+    assert isinstance(vae.sample(2), pl.DataFrame)  # the model itself is unchanged
+
+
+@pytest.fixture(scope="module")
+def fitted_on_frame():
+    pd = pytest.importorskip("pandas")
+    rng = np.random.RandomState(0)
+    frame = pd.DataFrame({"x": rng.normal(size=40), "n": rng.poisson(3, 40),
+                          "kind": pd.Categorical(rng.choice(["a", "b"], 40))},
+                         index=np.arange(40) * 10)
+    vae = VAETransformer(hidden_layer_sizes=(8,), max_iter=2, random_state=0).fit(frame)
+    return vae, frame
+
+
+def test_inverse_transform_of_empty_blocks(threads, fitted_on_frame, fitted):
+    """Blocks left empty by a filter decode to no rows, not to sklearn's
+    'Found array with 0 sample(s)'."""
+    for vae in (fitted_on_frame[0], fitted[0]):
+        Z = da.from_array(np.random.RandomState(0).normal(size=(30, 2)), chunks=10)
+        some = Z[Z[:, 0] > 0.5]  # unknown row counts, some blocks may be empty
+        decoded = compute(threads, skvae_dask.inverse_transform(vae, some))
+        expected = vae.inverse_transform(some.compute())
+        assert len(decoded) == len(expected)
+        counts = np.asarray(decoded)[:, 1]  # the integer column, rounded alike
+        np.testing.assert_array_equal(counts, np.asarray(expected)[:, 1])
+        none = compute(threads, skvae_dask.inverse_transform(vae, Z[Z[:, 0] > 100]))
+        assert none.shape == (0, vae.n_features_in_)
+
+
+def test_inverse_transform_of_a_dataframe_is_lazy(threads, fitted_on_frame):
+    """Decoding a dask DataFrame of codes computes nothing until asked, and
+    keeps its index, so that the rows line up with the ones encoded."""
+    import dask
+
+    dd = pytest.importorskip("dask.dataframe")
+    vae, frame = fitted_on_frame
+    Z = skvae_dask.transform(vae, dd.from_pandas(frame, npartitions=3))
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("computed while building the graph")
+
+    with dask.config.set(scheduler=refuse):
+        decoded = skvae_dask.inverse_transform(vae, Z)
+    assert (decoded.dtypes == frame.dtypes).all() and decoded.divisions == Z.divisions
+    got = compute(threads, decoded)
+    expected = vae.inverse_transform(vae.transform(frame))
+    assert got.index.equals(frame.index)
+    np.testing.assert_array_equal(got["n"], expected["n"])
+
+
+def test_sample_keeps_object_columns(threads):
+    """Dask's conversion of object columns to strings (its default) does not
+    change the dtypes that fit saw, as it would for a frame read into dask."""
+    pd = pytest.importorskip("pandas")
+    rng = np.random.RandomState(0)
+    colour = pd.Series(rng.choice(["red", "blue"], 40), dtype=object)
+    frame = pd.DataFrame({"x": rng.normal(size=40), "colour": colour})
+    vae = VAETransformer(hidden_layer_sizes=(8,), max_iter=2, random_state=0).fit(frame)
+    drawn = skvae_dask.sample(vae, 10, chunks=4, random_state=0)
+    assert (drawn.dtypes == frame.dtypes).all()
+    got = compute(threads, drawn)
+    assert (got.dtypes == frame.dtypes).all() and set(got["colour"]) <= {"red", "blue"}
+
+
+def test_bad_input_is_named_before_computing(fitted, fitted_on_frame):
+    """Wrong columns and arguments fail when the graph is built, not later on
+    a worker."""
+    dd = pytest.importorskip("dask.dataframe")
+    vae, X = fitted
+    lazy = da.from_array(X, chunks=100)
+    for method in (skvae_dask.transform, skvae_dask.score_samples):
+        with pytest.raises(ValueError, match="X has 5 features, but .* expecting 6"):
+            method(vae, lazy[:, :5])
+    with pytest.raises(ValueError, match="n_importance_samples must be a positive"):
+        skvae_dask.score_samples(vae, lazy, n_importance_samples=0)
+    with pytest.raises(ValueError, match="chunks must be a positive integer"):
+        skvae_dask.sample(vae, 10, chunks=True)
+    vae, frame = fitted_on_frame
+    lazy = dd.from_pandas(frame, npartitions=2)
+    for columns in (["x", "n"], ["n", "x", "kind"]):
+        fitted_on = r"fitted on the columns \['x', 'n', 'kind'\]"
+        with pytest.raises(ValueError, match=fitted_on):
+            skvae_dask.transform(vae, lazy[columns])
+
+
+def test_array_of_unknown_shape(threads, fitted):
+    """One block of unknown width (as from_delayed gives) needs no rechunking."""
+    import dask
+
+    vae, X = fitted
+    lazy = da.from_delayed(dask.delayed(X[:20]), shape=(np.nan, np.nan), dtype=X.dtype)
+    np.testing.assert_array_equal(compute(threads, skvae_dask.transform(vae, lazy)),
+                                  vae.transform(X[:20]))
