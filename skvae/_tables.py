@@ -54,19 +54,30 @@ def is_dataframe(X):
     return pd is not None and isinstance(X, pd.DataFrame)
 
 
+def _foreign_frame(X):
+    """``X`` as a narwhals DataFrame when it is an eager DataFrame of another
+    library than pandas that narwhals knows (polars, pyarrow, modin, cuDF,
+    ...); None otherwise."""
+    if is_dataframe(X) or isinstance(X, np.ndarray):
+        return None
+    try:
+        import narwhals.stable.v2 as nw
+    except ImportError:  # scikit-learn older than 1.7 does not bring narwhals
+        return None
+    if not nw.dependencies.is_into_dataframe(X):
+        return None
+    return nw.from_native(X, eager_only=True)
+
+
 def as_pandas(X):
     """``X`` as a pandas DataFrame when it is a DataFrame of another library
     that narwhals knows (polars, pyarrow, modin, cuDF, ...), with that
     library's name; otherwise ``X`` as it is and None."""
-    if is_dataframe(X) or isinstance(X, np.ndarray):
+    frame = _foreign_frame(X)
+    if frame is None:
         return X, None
-    try:
-        import narwhals.stable.v2 as nw
-    except ImportError:  # scikit-learn older than 1.7 does not bring narwhals
-        return X, None
-    if not nw.dependencies.is_into_dataframe(X):
-        return X, None
-    frame = nw.from_native(X, eager_only=True)
+    import narwhals.stable.v2 as nw
+
     converted = frame.to_pandas()
     for name, dtype in frame.schema.items():
         column = converted[name]
@@ -84,17 +95,13 @@ def enum_categories(X):
     (polars's ``pl.Enum``), by column name: pandas reads such a column as a
     plain categorical, which would otherwise come back as polars's
     ``Categorical``. Empty for pandas DataFrames and arrays."""
-    if is_dataframe(X) or isinstance(X, np.ndarray):
+    frame = _foreign_frame(X)
+    if frame is None:
         return {}
-    try:
-        import narwhals.stable.v2 as nw
-    except ImportError:  # pragma: no cover - narwhals comes with scikit-learn >= 1.7
-        return {}
-    if not nw.dependencies.is_into_dataframe(X):
-        return {}
-    schema = nw.from_native(X, eager_only=True).schema
+    import narwhals.stable.v2 as nw
+
     return {str(name): [str(c) for c in dtype.categories]
-            for name, dtype in schema.items() if dtype == nw.Enum}
+            for name, dtype in frame.schema.items() if dtype == nw.Enum}
 
 
 def from_pandas(frame, library, enums=None):

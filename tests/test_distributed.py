@@ -176,40 +176,25 @@ def test_categories_and_count_rule_are_merged_across_ranks(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "case, message",
+    "case, params, message",
     [
-        ("fewer_columns", "rank 1's shard has columns 9"),
-        ("empty", "failed on rank 1: Found array with 0 sample"),
-        ("dtype", "float32"),
+        ("fewer_columns", {}, "rank 1's shard has columns 9"),
+        ("empty", {}, "failed on rank 1: Found array with 0 sample"),
+        ("dtype", {}, "float32"),
+        # Rank 1 cannot split one row for early stopping; rank 0 must not wait for it.
+        ("one_row", {"early_stopping": True},
+         "failed on rank 1: early_stopping needs at least 2 samples"),
+        # A value outside the likelihood's support on rank 1 only.
+        ("counts", {"likelihood": "poisson"},
+         "failed on rank 1: X has negative or fractional values"),
     ],
 )
-def test_bad_shards_fail_clearly_on_every_rank(tmp_path, case, message):
+def test_bad_shards_fail_clearly_on_every_rank(tmp_path, case, params, message):
     X = data(200)
-    results = run_ranks(tmp_path, [X[:100], X[100:]], {"max_iter": 2}, case)
+    results = run_ranks(tmp_path, [X[:100], X[100:]], {"max_iter": 2, **params}, case)
     for result in results:
         assert isinstance(result, tuple), "fit should have failed"
         assert message in result[1]
-
-
-@pytest.mark.slow
-def test_a_shard_too_small_to_hold_rows_out_fails_on_every_rank(tmp_path):
-    # Rank 1 cannot split one row for early stopping; rank 0 must not wait for it.
-    X = data(200)
-    results = run_ranks(tmp_path, [X[:100], X[100:]], {"max_iter": 2, "early_stopping": True},
-                        "one_row")
-    for result in results:
-        assert isinstance(result, tuple), "fit should have failed"
-        assert "failed on rank 1: early_stopping needs at least 2 samples" in result[1]
-
-
-@pytest.mark.slow
-def test_a_value_outside_the_support_on_one_rank_fails_on_every_rank(tmp_path):
-    X = data(200)
-    results = run_ranks(tmp_path, [X[:100], X[100:]], {"max_iter": 2, "likelihood": "poisson"},
-                        "counts")
-    for result in results:
-        assert isinstance(result, tuple), "fit should have failed"
-        assert "failed on rank 1: X has negative or fractional values" in result[1]
 
 
 @pytest.mark.slow
