@@ -118,16 +118,16 @@ class Objective:
             device=generator.device,
         )
 
-    def __call__(self, module, x, noise, kl_weight=1.0, mask=None, weights=None):
+    def __call__(self, module, x, noise, kl_weight=1.0, mask=None, sample_weight=None):
         """Evaluate the objective of ``module`` on rows ``x``.
 
         ``noise`` holds standard normal draws of shape (n_samples, batch or 1,
         n_components); ``kl_weight`` weighs the KL (or prior and posterior)
         terms in ``loss``, while ``bound`` always uses weight 1. With a ``mask``
         of observed entries, the encoder sees the observed ones and the bound
-        is that on the likelihood of the observed entries. ``weights`` (one
-        per row, normalised to mean 1 over the training rows) weigh the rows'
-        terms in ``loss`` (``sample_weight``); ``bound`` is unweighted.
+        is that on the likelihood of the observed entries. ``sample_weight``
+        (one per row, normalised to mean 1 over the training rows) weighs the
+        rows' terms in ``loss``; ``bound`` is unweighted.
         """
         mean, log_var = module.encode(x, mask)
         z = mean + (0.5 * log_var).exp() * noise
@@ -135,7 +135,7 @@ class Objective:
         kl = gaussian_kl(mean, log_var)
         if not self.importance_weighted:
             reconstruction = log_px[0]
-            loss = -_weighted_mean(reconstruction - kl_weight * kl, weights)
+            loss = -_weighted_mean(reconstruction - kl_weight * kl, sample_weight)
             return ELBOOutput(loss, (reconstruction - kl).detach(), reconstruction.detach(),
                               kl.detach())
         log_prior_ratio = (
@@ -143,15 +143,15 @@ class Objective:
             + 0.5 * log_var.sum(-1)
         )
         loss = -_weighted_mean(
-            importance_weighted_bound(log_px + kl_weight * log_prior_ratio), weights)
+            importance_weighted_bound(log_px + kl_weight * log_prior_ratio), sample_weight)
         bound = importance_weighted_bound(log_px + log_prior_ratio).detach()
         return ELBOOutput(loss, bound, log_px.mean(0).detach(), kl.detach())
 
 
-def _weighted_mean(values, weights):
+def _weighted_mean(values, sample_weight):
     """The mean of ``values`` with each row multiplied by its weight (weights
     of mean 1 over all training rows keep a batch's loss an unbiased estimate
     of the weighted objective)."""
-    if weights is None:
+    if sample_weight is None:
         return values.mean()
-    return (values * weights.to(values.dtype)).mean()
+    return (values * sample_weight.to(values.dtype)).mean()

@@ -8,9 +8,9 @@ one of the modules that import scikit-learn.
 """
 
 import contextlib
-import warnings
 import copy
 import functools
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -42,43 +42,29 @@ from ._data import (
     evaluation_noise,
     is_positive_integer,
     make_generator,
-    place_rows,
     resolve_device,
-    seeded_torch,
-    split_validation,
     to_tensor,
 )
-from ._distributed import SINGLE, ShardError, collective, local_device
-from ._elbo import Objective, gaussian_kl_terms
-from ._likelihoods import LIKELIHOODS
-from ._modules import ACTIVATIONS, ARCHITECTURES, build_module
+from ._elbo import Objective
+from ._fitting import FitRun, check_unchanged
+from ._likelihoods import LIKELIHOODS, observed_mask
+from ._modules import ACTIVATIONS, ARCHITECTURES
 from ._persistence import STRUCTURAL, dump_state, load_state
 from ._progress import Progress
-from ._likelihoods import describe, observed
 from ._tables import (
     as_pandas,
-    build_observation,
-    column_specs,
     decode,
     encode,
     enum_categories,
     from_pandas,
     is_dataframe,
-    merge_specs,
     missing_entries,
 )
 from ._training import (
-    TrainingData,
-    TrainingSettings,
-    auto_batch_size,
-    auto_learning_rate,
     make_optimizer,
-    move_optimizer_state,
     optimizer_snapshot,
     restore_optimizer,
     snapshot,
-    train_module,
-    update_optimizer,
 )
 from ._warn import warn
 
@@ -97,13 +83,6 @@ class DocLinkMixin:
         return {"estimator_name": type(self).__name__}
 
 
-# A latent dimension is active when its mean KL to the prior over the training
-# rows exceeds this many nats (see ``active_components_``). Dimensions the model
-# has given up keep 0.01-0.04 nats at the end of a fit of a few hundred epochs
-# (digits, breast_cancer), the ones it uses 0.15 and more: 0.1 separates them,
-# where 0.01 (or Burda et al.'s variance of the posterior mean above 0.01)
-# would count most of the abandoned ones as used.
-ACTIVE_KL = 0.1
 # n_components="auto" first fits this many dimensions at most (fewer when there
 # are fewer features) and keeps as many as that fit uses.
 AUTO_MAX_COMPONENTS = 64
@@ -586,44 +565,20 @@ class VAETransformer(
         return self
 
     def _train(self, X, y, max_iter, continuing, early_stopping, sample_weight=None):
-        group = collective(self.distributed)
-        if self.distributed and self.compile:
-            raise ValueError("compile=True is not supported with distributed=True yet.")
-        device = local_device(self.device) if self.distributed else None
-        device = device or resolve_device(self.device)
-        if group.distributed and device.type == "cuda":
-            torch.cuda.set_device(device)  # nccl's collectives run on the current device
+        run = FitRun(self, max_iter, early_stopping)
         with self._transaction():
-            raw = self._check_shard(group, X, reset=not continuing)
+            raw = run.check_shard(functools.partial(self._check_input, reset=not continuing), X)
             if continuing:
-                self._check_continuing()
-                X = self._encode(raw)
-                missing = group.any(missing_entries(X))
+                check_unchanged(self, self._fit_params)
+                run.resume(raw, self.module_, self._specs, self._generator, self._optimizer,
+                           self._history)
             else:
                 n_components = self.n_components
                 if n_components == "auto":
                     n_components = self._choose_n_components(raw, y, sample_weight)
-                X, missing = self._initialise(raw, group, n_components)
-            settings = self._settings(max_iter, self._batch_rows(X.shape[0], group))
-            seed = int(torch.randint(MAX_SEED, (1,), generator=self._generator))
-            # Each rank shuffles its own shard and draws its own noise.
-            generator = make_generator(seed + group.rank, device)
-            # A shard too small to hold rows out fails on every rank.
-            data = group.checked(self._training_data, X, device, settings.batch_size,
-                                 early_stopping, generator)
-            data.collective = group
-            data.missing = missing
-            if sample_weight is not None:
-                data.weights = self._row_weights(sample_weight, raw, data, group)
-            if group.distributed:
-                n_rows = X.shape[0] if data.train_rows is None else data.train_rows.shape[0]
-                data.steps = max(group.all_gather(-(-n_rows // settings.batch_size)))
-            # Set only once the data and weights have passed their checks.
-            learning_rate = self._learning_rate_for(settings.batch_size)
-            if continuing:  # the current learning rate and penalty, on the kept moments
-                update_optimizer(self._optimizer, learning_rate, self.alpha)
-            else:
-                self._optimizer = make_optimizer(self.module_, learning_rate, self.alpha)
+                self._build(run, raw, n_components)
+            run.prepare(raw, sample_weight)
+            self._optimizer = run.optimizer
             # An error while training (a callback's, say) undoes the fit too: a
             # Ctrl-C does not reach here (training stops and keeps its weights).
             context = self._init_callback_context(max_subtasks=max_iter)
@@ -631,24 +586,29 @@ class VAETransformer(
             hooks = [
                 Progress(self.verbose),
                 EpochCallbacks(self, context,
-                               lambda record: self._fitted_attributes(record, X, device),
-                               raw, y),
+                               lambda record: self._fitted_attributes(record, run), raw, y),
             ]
-            module = self.module_.to(device)
-            move_optimizer_state(self._optimizer, device)
             try:
-                result = train_module(
-                    module, self._optimizer, data, self._objective(), settings, generator,
-                    self._history, hooks,
-                )
+                result = run.train(hooks)
             finally:
-                self.module_ = module.to("cpu")
-                move_optimizer_state(self._optimizer, torch.device("cpu"))
+                self.module_ = run.module
         self._record(result, early_stopping)
-        self._record_latent_usage(self.module_, X, device, group)
+        for name, value in run.latent_usage().items():
+            setattr(self, name, value)
         context.call_on_fit_task_end(estimator=self, X=raw, y=y, reconstruction_attributes={})
         self._report(result, max_iter, warn_unconverged=max_iter > 1,
-                     monitored=data.monitored)
+                     monitored=run.data.monitored)
+
+    def _build(self, run, raw, n_components):
+        """A fresh model with ``n_components`` latent dimensions for the
+        validated input ``raw``, built by ``run`` and kept as the fitted one."""
+        run.build(raw, n_components)
+        self.n_components_ = n_components
+        self._frame_output = is_dataframe(raw)
+        self.module_, self._specs, self._structure = run.module, run.specs, run.structure
+        self._generator, self._eval_seed = run.generator, run.eval_seed
+        self._fit_params = {name: copy.deepcopy(getattr(self, name)) for name in STRUCTURAL}
+        self._history = None
 
     @contextlib.contextmanager
     def _transaction(self):
@@ -679,34 +639,6 @@ class VAETransformer(
                     group.update(saved)
             raise
 
-    def _training_data(self, X, device, batch_size, early_stopping, generator):
-        """The rows to train on, where training reads them."""
-        # A float32 array is used in place (no copy); other input is copied once
-        # to float32. Early stopping holds rows out by index, not by copying.
-        x, chunk_rows = place_rows(to_tensor(X, "cpu"), device, batch_size)
-        data = TrainingData(x, device, chunk_rows=chunk_rows)
-        if early_stopping:  # row indices live where the data do
-            rows = split_validation(x.shape[0], self.validation_fraction, generator)
-            data.train_rows, data.valid_rows = (r.to(x.device) for r in rows)
-        return data
-
-    def _check_shard(self, group, X, reset):
-        """Validate ``X``; under ``distributed=True``, also check that every
-        rank's shard fits the others (the same columns and dtypes, some rows),
-        raising the same error on every rank rather than leaving some waiting."""
-        if not group.distributed:
-            return self._check_input(X, reset)
-        raw = group.checked(self._check_input, X, reset)
-        shards = group.all_gather(_shard_summary(raw))
-        for rank, shard in enumerate(shards):
-            if shard[:2] != shards[0][:2]:
-                group.raise_if_any(ShardError(
-                    f"rank {rank}'s shard has columns {shard[0]} of dtypes {shard[1]}, "
-                    f"rank 0's {shards[0][0]} of {shards[0][1]}; every rank must pass "
-                    "the same columns."
-                ))
-        return raw
-
     def _choose_n_components(self, raw, y, sample_weight=None):
         """The size ``n_components="auto"`` chooses for the validated input
         ``raw``: the number of active dimensions (at least one) of a model
@@ -724,203 +656,19 @@ class VAETransformer(
             probe.fit(raw, y, sample_weight=sample_weight)
         return max(1, int(probe.active_components_.sum()))
 
-    def _record_latent_usage(self, module, X, device, group=SINGLE):
-        """Set ``kl_per_component_`` and ``active_components_`` for ``module``
-        on the coded rows ``X`` (over all ranks' rows under ``group``)."""
-        for name, value in self._latent_usage(module, X, device, group).items():
-            setattr(self, name, value)
-
-    @staticmethod
-    def _latent_usage(module, X, device, group=SINGLE):
-        """``kl_per_component_`` and ``active_components_`` of ``module`` (left
-        where and as it was) on the coded rows ``X``, computed on ``device``."""
-        if device.type != "cpu":
-            module = copy.deepcopy(module).to(device)
-        training = module.training
-        module.eval()
-        missing = missing_entries(X)
-        total = torch.zeros(module.n_components, dtype=torch.float64)
-        try:
-            with torch.no_grad():
-                for rows in batch_slices(X.shape[0], EVAL_BATCH_SIZE):
-                    x = to_tensor(X[rows], device)
-                    mean, log_var = module.encode(x, observed(x) if missing else None)
-                    total += gaussian_kl_terms(mean.double(), log_var.double()).sum(0).cpu()
-        finally:
-            module.train(training)
-        total = group.sum(total)
-        n_rows = group.sum([float(X.shape[0])])[0]
-        kl = (total / n_rows).numpy()
-        return {"kl_per_component_": kl, "active_components_": kl > ACTIVE_KL}
-
-    def _initialise(self, raw, group=SINGLE, n_components=None):
-        """Build a fresh module and random streams for the validated
-        input ``raw``, with ``n_components`` latent dimensions (the parameter's
-        value when None); returns it coded as the float matrix the model sees,
-        and whether that matrix has missing entries."""
-        if n_components is None:
-            n_components = self.n_components
-        self.n_components_ = n_components
-        seed = group.broadcast(draw_seed(self.random_state))
-        self._generator = make_generator(seed, "cpu")
-        self._eval_seed = int(torch.randint(MAX_SEED, (1,), generator=self._generator))
-        init = make_generator(int(torch.randint(MAX_SEED, (1,), generator=self._generator)),
-                              "cpu")
-        self._specs = merge_specs(
-            group, group.checked(column_specs, raw, self.likelihood, LIKELIHOODS))
-        self._frame_output = is_dataframe(raw)
-        options = {
-            "min_variance": self.min_variance,
-            "hidden_layer_sizes": self.hidden_layer_sizes,
-            "activation": self.activation,
-            "image_shape": self.image_shape,
-            "conv_channels": self.conv_channels,
-        }
-        # Built-in likelihoods draw no random numbers; a user's may, in its
-        # constructor, from torch's global state: seed it for them.
-        plugins = any(not isinstance(spec.likelihood, str) for spec in self._specs)
-        with seeded_torch(seed) if plugins else contextlib.nullcontext():
-            observation = build_observation(raw, self._specs, options, group)
-        X = group.checked(encode, raw, observation, self._specs)
-        # A model trained on incomplete rows sees the mask of observed entries
-        # beside the values; on complete rows it needs no mask.
-        missing = group.any(missing_entries(X))
-        if missing:
-            self._check_missing(X, observation, group)
-        structure = {
-            "architecture": self.architecture,
-            "n_components": n_components,
-            "options": options,
-            "encoder": self.encoder,
-            "decoder": self.decoder,
-            "n_mask_inputs": X.shape[1] if missing else 0,
-        }
-        module = build_module(observation, structure, init)
-        observation.fit_data(X, group)
-        # Plug-ins that return the wrong shapes are named here, before training.
-        group.checked(module.check, torch.nan_to_num(to_tensor(X[:2], "cpu")),
-                      make_generator(0, "cpu"))
-        self.module_ = module
-        self._structure = structure
-        self._fit_params = {name: copy.deepcopy(getattr(self, name)) for name in STRUCTURAL}
-        self._history = None
-        return X, missing
-
-    @staticmethod
-    def _row_weights(sample_weight, raw, data, group):
-        """``sample_weight`` checked, as a tensor where the rows are, scaled to
-        mean 1 over the training rows of every rank."""
-        weights = group.checked(_check_sample_weight, sample_weight, raw, dtype=np.float64,
-                                ensure_non_negative=True)
-        weights = torch.as_tensor(weights)
-        train = weights if data.train_rows is None else weights[data.train_rows.cpu()]
-        total, count = group.sum([float(train.sum()), train.shape[0]])
-        if total <= 0:
-            raise ValueError(
-                "sample_weight is zero for every training row; at least one row must "
-                "have a positive weight."
-            )
-        if data.valid_rows is not None:
-            (held_out,) = group.sum([float(weights[data.valid_rows.cpu()].sum())])
-            if held_out <= 0:
-                raise ValueError(
-                    "sample_weight is zero for every row early stopping held out (a "
-                    "random validation_fraction of the rows), so there is no score to "
-                    "stop on. Drop the rows of weight 0, raise validation_fraction, or "
-                    "set early_stopping=False."
-                )
-        return (weights * (count / total)).to(data.x.device, torch.float32)
-
     def _as_fitted_library(self, out):
         """``out`` (decoded rows) as a DataFrame of ``fit``'s input's library
         when that was not pandas, with its Enum columns."""
         return from_pandas(out, getattr(self, "_frame_library", None),
                            getattr(self, "_frame_enums", None))
 
-    def _learning_rate_for(self, batch_size):
-        if self.learning_rate_init == "auto":
-            return auto_learning_rate(batch_size)
-        return self.learning_rate_init
-
-    def _check_continuing(self):
-        """A warm start or ``partial_fit`` continues the fitted network: its
-        structure cannot change (the optimiser takes the current settings in
-        ``_train``)."""
-        for name, fitted in self._fit_params.items():
-            current = getattr(self, name)
-            if not _same(current, fitted):
-                raise ValueError(
-                    f"{name} was changed from {fitted!r} to {current!r} after the model "
-                    f"was fitted; a warm start or partial_fit continues the fitted "
-                    f"network, whose {name} is fixed. Refit from scratch "
-                    "(warm_start=False) to use the new value."
-                )
-
-    def _check_missing(self, X, observation, group=SINGLE):
-        """Clear errors for missing entries a model cannot learn from: a column
-        with no observed value (on any rank), a likelihood that cannot score
-        incomplete rows; a warning when almost nothing is observed."""
-        counts = sum(np.isnan(X[start : start + 4096]).sum(axis=0)
-                     for start in range(0, len(X), 4096))
-        # Over all ranks: a column missing from one shard is learnt from the others.
-        *counts, n_rows = group.sum([float(c) for c in counts] + [float(len(X))])
-        counts = np.asarray(counts)
-        names = [spec.name for spec in self._specs]
-        empty = [names[j] for j in np.flatnonzero(counts == n_rows)]
-        if empty:
-            raise ValueError(
-                f"Columns {empty} have no observed values in X (every entry is "
-                "missing): there is nothing to learn about them. Drop them, or use "
-                "VAEImputer(keep_empty_features=True)."
-            )
-        for lik, cols in zip(observation.likelihoods, observation.columns):
-            if counts[cols].any() and not lik.supports_missing:
-                raise ValueError(
-                    f"likelihood {describe(type(lik))} cannot score rows with missing "
-                    f"entries (columns {[names[j] for j in cols]} have some): implement "
-                    "its log_prob_terms (see skvae.Likelihood)."
-                )
-        share = counts.sum() / (n_rows * X.shape[1])
-        if share > 0.95:
-            warn(
-                f"{share:.1%} of the entries of X are missing; a model learns little "
-                "from so few observed values.",
-                UserWarning,
-            )
-
-    def _batch_rows(self, n_rows, group):
-        """The rows ``batch_size`` is clipped to (or, when "auto", sized on):
-        this shard's, or under ``batch_size="auto"`` the largest shard's, so that
-        every rank takes the same batch size."""
-        return max(group.all_gather(n_rows)) if self.batch_size == "auto" else n_rows
-
-    def _objective(self):
-        return Objective(self.beta, self.kl_warmup_epochs, self.n_importance_samples)
-
-    def _settings(self, max_iter, n_samples):
-        return TrainingSettings(
-            max_iter=max_iter,
-            batch_size=(auto_batch_size(n_samples) if self.batch_size == "auto"
-                        else min(self.batch_size, n_samples)),
-            tol=self.tol,
-            n_iter_no_change=self.n_iter_no_change,
-            learning_rate=self.learning_rate,
-            max_grad_norm=self.max_grad_norm,
-            mixed_precision=self.mixed_precision,
-            compile=self.compile,
-            validation_samples=self.n_score_samples,
-        )
-
-    def _fitted_attributes(self, record, X=None, device=None):
+    def _fitted_attributes(self, record, run):
         """Attributes that make a copy of this estimator usable with the weights
-        of ``record``'s epoch (for callbacks' ``fitted_estimator``); with the
-        coded training rows ``X``, also how much each latent dimension is used
-        (on this process's rows, computed on ``device``)."""
+        of ``record``'s epoch of ``run`` (for callbacks' ``fitted_estimator``),
+        with how much each latent dimension is used on this process's rows."""
         result = copy.deepcopy(record.result)
         module = copy.deepcopy(record.module).to("cpu")
-        usage = {}
-        if X is not None:
-            usage = self._latent_usage(module, X, device or torch.device("cpu"))
+        usage = run.latent_usage(module)
         # Its own optimiser (the live one's state, on the copy's parameters) and
         # history, so that a checkpoint can go on training on its own.
         optimizer = make_optimizer(module, 1.0, self.alpha)  # its rates come from the state
@@ -1032,13 +780,10 @@ class VAETransformer(
         # The rows stay on the host and go to the device a batch at a time, so
         # inference needs no room for the whole input there.
         x = to_tensor(X, "cpu", dtype)
-        missing = missing_entries(X)
+        mask = observed_mask(missing_entries(X))
         with torch.no_grad():
-            out = batched(
-                lambda rows: function(module, rows.to(device),
-                                      observed(rows.to(device)) if missing else None),
-                x, batch_size,
-            )
+            out = batched(lambda rows: function(module, rows.to(device), mask(rows.to(device))),
+                          x, batch_size)
         return out.cpu().numpy()
 
     def transform(self, X):
@@ -1309,25 +1054,40 @@ class VAETransformer(
         return tags
 
 
-def _same(a, b):
-    """Whether two parameter values are equal (sequences compared by items)."""
-    try:
-        if isinstance(a, (list, tuple, np.ndarray)) or isinstance(b, (list, tuple, np.ndarray)):
-            return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
-        if isinstance(a, dict) and isinstance(b, dict):
-            return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-        if isinstance(a, functools.partial) and isinstance(b, functools.partial):
-            # A partial has no equality of its own (a copy is never equal).
-            return (_same(a.func, b.func) and _same(a.args, b.args)
-                    and _same(a.keywords, b.keywords))
-        return bool(a == b)
-    except (TypeError, ValueError):
-        return a is b
+
+# ------------------------------------------------------ the internal surface
+# What other modules of the package (VAEImputer, skvae.dask) need of a fitted
+# estimator beyond its public methods; they use these rather than its private
+# attributes.
 
 
-def _shard_summary(X):
-    """What must agree across the ranks of a distributed fit: column names,
-    dtypes and the number of rows (checked to be positive by validation)."""
-    if is_dataframe(X):
-        return (tuple(map(str, X.columns)), tuple(map(str, X.dtypes)), X.shape[0])
-    return (X.shape[1], str(X.dtype), X.shape[0])
+def coded_rows(estimator, X):
+    """``X`` validated for the fitted ``estimator`` and coded as the float
+    matrix its model sees (NaN where entries are missing)."""
+    return estimator._validate_input(X)
+
+
+def decoded_rows(estimator, values):
+    """The model's float matrix ``values`` as rows like those ``fit`` was
+    given: an array, or a pandas DataFrame with fit's columns and dtypes."""
+    return decode(values, estimator.module_.observation, estimator._specs,
+                  estimator._frame_output)
+
+
+def inference_module(estimator, dtype):
+    """The fitted module of ``estimator`` in evaluation mode at the torch
+    ``dtype`` on its configured device (a copy unless that is the trained one's
+    float32 on the CPU), and that device."""
+    return estimator._inference(dtype)
+
+
+def pandas_output(estimator):
+    """``estimator``, or, if it was fitted on a DataFrame of another library
+    than pandas (polars, say), a shallow copy whose ``inverse_transform`` and
+    ``sample`` return pandas DataFrames (Enum columns as pandas categoricals)."""
+    if getattr(estimator, "_frame_library", None) in (None, "pandas"):
+        return estimator
+    estimator = copy.copy(estimator)
+    estimator._frame_library = None
+    estimator._frame_enums = None
+    return estimator

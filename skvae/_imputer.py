@@ -26,9 +26,15 @@ from ._data import (
 )
 from ._distributed import collective
 from ._elbo import standard_normal_log_prob
-from ._estimator import DocLinkMixin, VAETransformer
+from ._estimator import (
+    DocLinkMixin,
+    VAETransformer,
+    coded_rows,
+    decoded_rows,
+    inference_module,
+)
 from ._likelihoods import observed
-from ._tables import as_pandas, decode, enum_categories, from_pandas, is_dataframe
+from ._tables import as_pandas, enum_categories, from_pandas, is_dataframe
 from ._warn import warn
 
 
@@ -207,11 +213,11 @@ class VAEImputer(TransformerMixin, DocLinkMixin, BaseEstimator):
         missing = self._missing(X)
         kept = self._kept(self._as_nan(X, missing))
         vae = self.estimator_
-        M = vae._validate_input(kept)
+        M = coded_rows(vae, kept)
         seed = self._seed if random_state is None else int(
             check_random_state(random_state).randint(MAX_SEED))
         filled = self._impute(M, seed)
-        out = decode(filled, vae.module_.observation, vae._specs, vae._frame_output)
+        out = decoded_rows(vae, filled)
         if is_dataframe(out) and is_dataframe(X):
             out = _with_dtypes_of(out, self._kept(X))
         out = self._with_empty(out, X, missing)
@@ -233,7 +239,7 @@ class VAEImputer(TransformerMixin, DocLinkMixin, BaseEstimator):
         """``M`` (the model's float matrix) with its NaN entries imputed."""
         vae = self.estimator_
         dtype = torch.float32 if M.dtype == np.float32 else torch.float64
-        module, device = vae._inference(dtype)
+        module, device = inference_module(vae, dtype)
         generator = make_generator(seed, device)
         # The same latent draws (standard normal, scrambled Sobol) for every
         # row: a row's conditional mean does not depend on the others in X.

@@ -877,21 +877,22 @@ class Observation(nn.Module):
         self.n_features = sum(len(cols) for cols in self.columns)
         self.n_params = sum(lik.n_params for lik in self.likelihoods)
         self.n_inputs = sum(lik.n_inputs for lik in self.likelihoods)
-        self._whole = len(blocks) == 1 and self.columns[0] == list(range(self.n_features))
+        # One block over every column in order: the parts need no splitting.
+        self.whole = len(blocks) == 1 and self.columns[0] == list(range(self.n_features))
 
     def _split_x(self, x):
-        if self._whole:
+        if self.whole:
             return [x]
         return [x[..., cols] for cols in self.columns]
 
     def _split_params(self, params):
-        if self._whole:
+        if self.whole:
             return [params]
         sizes = [lik.n_params for lik in self.likelihoods]
         return torch.split(params, sizes, dim=-1)
 
     def _join(self, parts, like):
-        if self._whole:
+        if self.whole:
             return parts[0]
         out = like.new_empty(like.shape[:-1] + (self.n_features,))
         for part, cols in zip(parts, self.columns):
@@ -907,7 +908,7 @@ class Observation(nn.Module):
         constants, and training starts from rank 0's.
         """
         for lik, cols in zip(self.likelihoods, self.columns):
-            columns = None if self._whole else cols
+            columns = None if self.whole else cols
             if collective is None or not collective.distributed:
                 lik.fit_data(X, columns)
                 continue
@@ -1013,6 +1014,18 @@ def check_output(what, call, shape):
 def observed(x):
     """The mask of observed (not NaN) entries of ``x``."""
     return ~torch.isnan(x)
+
+
+def _no_mask(x):
+    return None
+
+
+def observed_mask(missing):
+    """How a batch's mask is found, for data that have missing entries
+    (``missing``: :func:`observed`) or not (a function giving None, so that
+    complete data take the path, and give the results, of a model that knows
+    nothing of missing values)."""
+    return observed if missing else _no_mask
 
 
 def _masked_log_prob(likelihood, params, x, mask):

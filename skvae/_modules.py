@@ -157,7 +157,8 @@ def init_parameters(network, generator):
     with torch.no_grad():
         for layer in network.modules():
             if isinstance(layer, _INITIALISED_LAYERS):
-                fan_in, _ = nn.init._calculate_fan_in_and_fan_out(layer.weight)
+                # Input channels times the kernel's size, as torch's own default.
+                fan_in = layer.weight.shape[1] * math.prod(layer.weight.shape[2:])
                 bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
                 layer.weight.uniform_(-bound, bound, generator=generator)
                 if layer.bias is not None:

@@ -320,8 +320,8 @@ def encode(X, observation, specs):
             else:
                 values = X.iloc[:, cols].to_numpy(dtype=object)
         else:
-            names = None if observation._whole else list(cols)
-            values = X if observation._whole else X[:, cols]
+            names = None if observation.whole else list(cols)
+            values = X if observation.whole else X[:, cols]
         coded = lik.encode(values, names)
         if coded is values and not frame:
             continue

@@ -28,7 +28,7 @@ import torch
 from ._data import EVAL_BATCH_SIZE, batch_slices, gather_rows
 from ._distributed import SINGLE
 from ._elbo import Objective
-from ._likelihoods import observed
+from ._likelihoods import observed_mask
 
 
 @dataclass
@@ -70,8 +70,9 @@ class TrainingData:
         fewer goes round it again in a fresh order (None: as many as the rows give).
     missing : bool
         Whether some entries are missing (NaN): then each batch's mask of
-        observed entries goes to the objective.
-    weights : Tensor or None
+        observed entries (:meth:`mask`) goes to the objective. This is the one
+        place a fit decides it.
+    sample_weight : Tensor or None
         One weight per row of ``x`` (``sample_weight``, scaled to mean 1 over
         the training rows of all ranks), on ``x``'s device; None: unweighted.
     """
@@ -84,12 +85,12 @@ class TrainingData:
     collective: object = SINGLE
     steps: int = None
     missing: bool = False
-    weights: torch.Tensor = None
+    sample_weight: torch.Tensor = None
 
     def mask(self, x):
         """The mask of observed entries of batch ``x`` when the data have
         missing entries (NaN); None otherwise, so complete data pay nothing."""
-        return observed(x) if self.missing else None
+        return observed_mask(self.missing)(x)
 
     @property
     def monitored(self):
@@ -301,28 +302,29 @@ def autocast(device, enabled):
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
-def compiled_loss(module, objective, missing=False):
+def compiled_loss(module, objective, mask):
     """The training loss of ``module`` under ``objective`` as a
-    ``torch.compile``-d function ``(x, noise, kl_weight) -> loss``.
+    ``torch.compile``-d function ``(x, noise, kl_weight, sample_weight) -> loss``;
+    ``mask(x)`` gives a batch's mask of observed entries (or None).
 
     Compiled once for every batch size (``dynamic=True``), so the last, smaller
     batch of an epoch does not trigger a second compilation. A failure to
     compile (no C++ compiler, say) is reported as a RuntimeError that says so.
     """
     compiled = torch.compile(
-        lambda x, noise, weight, rows: objective(
-            module, x, noise, weight, observed(x) if missing else None, rows
+        lambda x, noise, kl_weight, sample_weight: objective(
+            module, x, noise, kl_weight, mask(x), sample_weight
         ).loss,
         dynamic=True,
     )
     compiled_once = False
 
-    def loss(x, noise, kl_weight, weights=None):
+    def loss(x, noise, kl_weight, sample_weight=None):
         nonlocal compiled_once
         if compiled_once:  # later errors are not compilation errors: pass them on
-            return compiled(x, noise, kl_weight, weights)
+            return compiled(x, noise, kl_weight, sample_weight)
         try:
-            out = compiled(x, noise, kl_weight, weights)
+            out = compiled(x, noise, kl_weight, sample_weight)
         except Exception as exc:  # torch's compiler errors have no common base
             first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             raise RuntimeError(
@@ -336,17 +338,17 @@ def compiled_loss(module, objective, missing=False):
     return loss
 
 
-def train_step(module, optimizer, x, noise, kl_weight, settings, loss_fn, weights=None):
+def train_step(module, optimizer, x, noise, kl_weight, settings, loss_fn, sample_weight=None):
     """One optimiser step on batch ``x``; returns the (detached) loss.
 
-    ``loss_fn(x, noise, kl_weight, weights)`` is the objective's loss
-    (compiled, maybe); ``weights`` are the batch rows' weights or None.
+    ``loss_fn(x, noise, kl_weight, sample_weight)`` is the objective's loss
+    (compiled, maybe); ``sample_weight`` holds the batch rows' weights or None.
     With ``settings.mixed_precision`` the networks run under bfloat16 autocast;
     the likelihood and KL terms are computed in float32 (see
     :meth:`skvae._modules.VAEModule.encode`).
     """
     with autocast(x.device, settings.mixed_precision):
-        loss = loss_fn(x, noise, kl_weight, weights)
+        loss = loss_fn(x, noise, kl_weight, sample_weight)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if settings.max_grad_norm is not None:
@@ -363,7 +365,8 @@ def epoch_batches(data, batch_size, generator):
     device each batch is gathered there; otherwise ``data.chunk_rows`` rows at a
     time (a multiple of ``batch_size``) are gathered on the host and sent over
     in one copy. The batches are the same either way. Yields ``(rows,
-    weights)``, the weights of those rows (None without ``data.weights``).
+    sample_weight)``, the weights of those rows (None without
+    ``data.sample_weight``).
     """
     x, rows = data.x, data.train_rows
     n_rows = x.shape[0] if rows is None else rows.shape[0]
@@ -383,10 +386,10 @@ def epoch_batches(data, batch_size, generator):
     order = order.to(x.device)
     if rows is not None:
         order = rows[order]
-    weights = data.weights
+    sample_weight = data.sample_weight
 
     def weights_of(index):
-        return None if weights is None else weights[index.to(weights.device)]
+        return None if sample_weight is None else sample_weight[index.to(sample_weight.device)]
 
     if data.chunk_rows is None:
         for part in batch_slices(n_rows, batch_size):
@@ -417,13 +420,13 @@ def run_epoch(module, optimizer, data, objective, settings, kl_weight, generator
     # heap page it was allocated on, held hundreds of MiB on long epochs.
     slots = torch.empty(LOSS_SLOTS, device=data.device)
     folded, used, sizes = None, 0, []
-    for batch, weights in epoch_batches(data, settings.batch_size, generator):
+    for batch, sample_weight in epoch_batches(data, settings.batch_size, generator):
         if used == LOSS_SLOTS:  # full batches only: the last one is still to come
             folded = slots.sum() if folded is None else folded + slots.sum()
             used = 0
         noise = objective.draw_noise(batch.shape[0], module.n_components, generator)
         slots[used] = train_step(module, optimizer, batch, noise, kl_weight, settings, loss_fn,
-                                 weights)
+                                 sample_weight)
         used += 1
         sizes.append(batch.shape[0])
     # Every batch but the last has ``sizes[0]`` rows; Python-number weights need
@@ -436,13 +439,13 @@ def run_epoch(module, optimizer, data, objective, settings, kl_weight, generator
 
 
 @torch.no_grad()
-def mean_bound(module, objective, x, noise, rows=None, collective=SINGLE, missing=False,
-               weights=None):
-    """Mean per-row bound on log p(x) over the rows ``rows`` of ``x`` (all when
-    None) with fixed ``noise``, in batches of ``EVAL_BATCH_SIZE`` rows; over
-    every rank's rows under a distributed ``collective``; weighted by the rows'
-    ``weights`` when given."""
+def mean_bound(module, objective, data, noise, rows=None):
+    """Mean per-row bound on log p(x) over the rows ``rows`` of ``data.x`` (all
+    when None) with fixed ``noise``, in batches of ``EVAL_BATCH_SIZE`` rows,
+    masked as ``data`` says; over every rank's rows under a distributed
+    ``data.collective``; weighted by ``data.sample_weight`` when given."""
     module.eval()
+    x, sample_weight = data.x, data.sample_weight
     device = noise.device
     n_rows = x.shape[0] if rows is None else rows.shape[0]
     total = torch.zeros((), dtype=torch.float64, device=device)
@@ -453,16 +456,16 @@ def mean_bound(module, objective, x, noise, rows=None, collective=SINGLE, missin
             batch = x[part].to(device)
         else:
             batch = gather_rows(x, rows[part], device)
-        mask = observed(batch) if missing else None
-        bound = objective(module, batch, noise, mask=mask).bound.to(torch.float64)
-        if weights is not None:
+        bound = objective(module, batch, noise, mask=data.mask(batch)).bound.to(torch.float64)
+        if sample_weight is not None:
             index = torch.arange(part.start, part.stop) if rows is None else rows[part]
-            bound = bound * weights[index.to(weights.device)].to(device, torch.float64)
+            index = index.to(sample_weight.device)
+            bound = bound * sample_weight[index].to(device, torch.float64)
         total += bound.sum()
-    if weights is not None:
-        picked = weights if rows is None else weights[rows.to(weights.device)]
+    if sample_weight is not None:
+        picked = sample_weight if rows is None else sample_weight[rows.to(sample_weight.device)]
         n_rows = float(picked.sum(dtype=torch.float64))
-    total, n_rows = collective.sum([total.item(), n_rows])
+    total, n_rows = data.collective.sum([total.item(), n_rows])
     return total / n_rows
 
 
@@ -497,17 +500,18 @@ def restore_optimizer(optimizer, saved):
 
 
 class Loss(torch.nn.Module):
-    """The training loss as a module: ``forward(x, noise, kl_weight) -> loss``."""
+    """The training loss as a module: ``forward(x, noise, kl_weight,
+    sample_weight) -> loss``; ``mask(x)`` gives a batch's mask (or None)."""
 
-    def __init__(self, module, objective, missing=False):
+    def __init__(self, module, objective, mask):
         super().__init__()
         self.module = module
         self.objective = objective
-        self.missing = missing
+        self.mask = mask
 
-    def forward(self, x, noise, kl_weight, weights=None):
-        mask = observed(x) if self.missing else None
-        return self.objective(self.module, x, noise, kl_weight, mask, weights).loss
+    def forward(self, x, noise, kl_weight, sample_weight=None):
+        return self.objective(self.module, x, noise, kl_weight, self.mask(x),
+                              sample_weight).loss
 
 
 class _Hooks:
@@ -552,14 +556,13 @@ class _Run:
         # moments holding NaN would make every later step diverge too.
         self.last_optimizer = optimizer_snapshot(optimizer)
         if settings.compile:
-            self.loss_fn = compiled_loss(module, objective, data.missing)
+            self.loss_fn = compiled_loss(module, objective, data.mask)
         elif data.collective.distributed:
             # Through a module's forward, which DDP needs to average gradients.
-            self.loss_fn = data.collective.wrap(Loss(module, objective, data.missing),
-                                                data.device)
+            self.loss_fn = data.collective.wrap(Loss(module, objective, data.mask), data.device)
         else:
-            self.loss_fn = lambda x, noise, weight, rows=None: objective(
-                module, x, noise, weight, data.mask(x), rows
+            self.loss_fn = lambda x, noise, kl_weight, sample_weight=None: objective(
+                module, x, noise, kl_weight, data.mask(x), sample_weight
             ).loss
 
     def kl_weight(self, epoch):
@@ -592,9 +595,8 @@ class _Run:
         result.best_loss = min(result.best_loss, loss)
         score = None
         if self.data.monitored:
-            score = mean_bound(self.module, self.valid_objective, self.data.x, self.valid_noise,
-                               self.valid_rows, collective, self.data.missing,
-                               self.data.weights)
+            score = mean_bound(self.module, self.valid_objective, self.data, self.valid_noise,
+                               self.valid_rows)
             result.validation_scores.append(score)
             if score > result.best_validation_score:
                 result.best_validation_score = score

@@ -18,12 +18,12 @@ block. Needs ``dask`` (``pip install "skvae[dask]"``).
 True
 """
 
-import copy
 
 import numpy as np
 from sklearn.utils.validation import check_is_fitted, check_random_state
 
 from ._data import MAX_SEED, is_positive_integer
+from ._estimator import pandas_output
 
 try:
     import dask
@@ -188,7 +188,7 @@ def inverse_transform(estimator, Z):
             f"Z has {width} columns, but inverse_transform expects latent codes "
             f"with n_components={estimator.n_components_} columns."
         )
-    estimator = _pandas_output(estimator)
+    estimator = pandas_output(estimator)
     model = dask.delayed(estimator, pure=True)
     meta = estimator.inverse_transform(np.zeros((1, width), dtype=_out_dtype(Z)))
     if hasattr(meta, "iloc"):  # fitted on a DataFrame
@@ -236,7 +236,7 @@ def sample(estimator, n_samples, chunks=100_000, random_state=None, *, noise=Tru
         raise ValueError(f"chunks must be a positive integer; got {chunks!r}.")
     sizes = [min(chunks, n_samples - start) for start in range(0, n_samples, chunks)]
     seeds = check_random_state(random_state).randint(MAX_SEED, size=len(sizes))
-    estimator = _pandas_output(estimator)
+    estimator = pandas_output(estimator)
     model = dask.delayed(estimator, pure=True)
     meta = estimator.sample(1, random_state=0, noise=noise)
     starts = np.cumsum([0] + sizes[:-1]).tolist()
@@ -253,18 +253,6 @@ def sample(estimator, n_samples, chunks=100_000, random_state=None, *, noise=Tru
         da.from_delayed(block, shape=(size, meta.shape[1]), dtype=meta.dtype)
         for block, size in zip(blocks, sizes)
     ])
-
-
-def _pandas_output(estimator):
-    """``estimator``, or, if it was fitted on a DataFrame of another library than
-    pandas (polars, say), a copy that returns pandas DataFrames: the partitions
-    of a dask DataFrame are pandas ones."""
-    if getattr(estimator, "_frame_library", None) in (None, "pandas"):
-        return estimator
-    estimator = copy.copy(estimator)
-    estimator._frame_library = None
-    estimator._frame_enums = None  # Enums stay the categoricals pandas read them as
-    return estimator
 
 
 def _draw(estimator, size, seed, noise=True, start=0):

@@ -13,6 +13,8 @@ import torch
 
 from skvae import VAETransformer
 from skvae._distributed import SINGLE, ShardError
+from skvae._estimator import coded_rows
+from skvae._fitting import latent_usage
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -142,7 +144,7 @@ def test_two_ranks_train_one_model_like_one_process_on_all_rows(tmp_path):
     assert a.score(held_out) == pytest.approx(single.score(held_out), abs=0.5)
     # The use of each latent dimension is measured on all ranks' rows.
     np.testing.assert_array_equal(a.kl_per_component_, b.kl_per_component_)
-    on_all_rows = a._latent_usage(a.module_, a._encode(X), torch.device("cpu"))
+    on_all_rows = latent_usage(a.module_, coded_rows(a, X), torch.device("cpu"))
     np.testing.assert_allclose(a.kl_per_component_, on_all_rows["kl_per_component_"],
                                rtol=1e-6)
 

@@ -13,6 +13,8 @@ from sklearn.model_selection import GridSearchCV
 from skvae import VAETransformer
 from skvae._data import draw_seed, make_generator, to_tensor
 from skvae._elbo import Objective
+from skvae._estimator import coded_rows
+from skvae._fitting import latent_usage
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -117,7 +119,7 @@ def test_partial_fit_summarises_its_chunk(make_vae, low_rank):
     for chunk in np.array_split(low_rank, 3):
         vae.partial_fit(chunk)
     assert vae.kl_per_component_.shape == (3,)
-    expected = vae._latent_usage(vae.module_, vae._encode(chunk), torch.device("cpu"))
+    expected = latent_usage(vae.module_, coded_rows(vae, chunk), torch.device("cpu"))
     np.testing.assert_array_equal(vae.kl_per_component_, expected["kl_per_component_"])
 
 

@@ -84,8 +84,8 @@ def test_an_epoch_never_synchronises_with_the_host():
     settings = training.TrainingSettings(batch_size=20)
     objective = Objective()
 
-    def loss_fn(x, noise, weight):
-        return objective(module, x, noise, weight).loss
+    def loss_fn(x, noise, kl_weight, sample_weight=None):
+        return objective(module, x, noise, kl_weight, sample_weight=sample_weight).loss
 
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")

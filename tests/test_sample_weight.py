@@ -27,7 +27,7 @@ def test_weighted_objective_equals_duplicated_rows(make_vae, correlated):
     counts = torch.tensor([1, 2, 3, 0, 1, 1, 4, 1, 2, 1, 1, 3])
     noise = torch.randn(1, 12, vae.n_components, generator=torch.Generator().manual_seed(0))
     weights = counts / counts.float().mean()
-    weighted = Objective()(vae.module_, x, noise, weights=weights).loss
+    weighted = Objective()(vae.module_, x, noise, sample_weight=weights).loss
     index = torch.arange(12).repeat_interleave(counts)
     duplicated = Objective()(vae.module_, x[index], noise[:, index]).loss
     assert float(weighted.detach()) == pytest.approx(float(duplicated.detach()), rel=1e-5)
@@ -38,16 +38,18 @@ def test_weighted_validation_score_equals_duplicated_rows(make_vae, correlated):
     x = torch.as_tensor(correlated[:30], dtype=torch.float32)
     counts = torch.arange(30) % 3
     noise = torch.zeros(1, 1, vae.n_components)
-    weighted = training.mean_bound(vae.module_, Objective(), x, noise,
-                                   weights=counts.float())
+    cpu = torch.device("cpu")
+    weighted = training.mean_bound(vae.module_, Objective(),
+                                   TrainingData(x, cpu, sample_weight=counts.float()), noise)
     index = torch.arange(30).repeat_interleave(counts)
-    duplicated = training.mean_bound(vae.module_, Objective(), x[index], noise)
+    duplicated = training.mean_bound(vae.module_, Objective(), TrainingData(x[index], cpu),
+                                     noise)
     assert weighted == pytest.approx(duplicated, rel=1e-9)
 
 
 def test_batches_carry_their_rows_weights():
     x = torch.arange(10.0).reshape(10, 1)
-    data = TrainingData(x, torch.device("cpu"), weights=torch.arange(10.0) * 10)
+    data = TrainingData(x, torch.device("cpu"), sample_weight=torch.arange(10.0) * 10)
     for chunk_rows in (None, 4):
         data.chunk_rows = chunk_rows
         for rows, weights in training.epoch_batches(data, 4, torch.Generator().manual_seed(0)):
@@ -104,12 +106,12 @@ def test_zero_weights_on_every_held_out_row_are_refused_clearly(make_vae, correl
                                                                 monkeypatch):
     # The split holds out the first 20 rows, all of weight 0: there is no
     # score to stop on.
-    import skvae._estimator as estimator
+    import skvae._fitting as fitting
 
     def first_rows_held_out(n_rows, validation_fraction, generator):
         return torch.arange(20, n_rows), torch.arange(20)
 
-    monkeypatch.setattr(estimator, "split_validation", first_rows_held_out)
+    monkeypatch.setattr(fitting, "split_validation", first_rows_held_out)
     weights = np.r_[np.zeros(20), np.ones(len(correlated) - 20)]
     vae = make_vae(max_iter=2).fit(correlated)
     before = vae.transform(correlated)

@@ -44,9 +44,9 @@ def test_best_weights_are_restored(monkeypatch, make_vae, correlated):
     seen = {}
     original = training.mean_bound
 
-    def recording(module, objective, x, noise, rows=None, *more):
-        seen.update(objective=objective, x=x, noise=noise, rows=rows)
-        return original(module, objective, x, noise, rows, *more)
+    def recording(module, objective, data, noise, rows=None):
+        seen.update(objective=objective, data=data, noise=noise, rows=rows)
+        return original(module, objective, data, noise, rows)
 
     monkeypatch.setattr(training, "mean_bound", recording)
     vae = make_vae(max_iter=40, early_stopping=True, n_iter_no_change=5, learning_rate_init=0.05)
@@ -54,7 +54,7 @@ def test_best_weights_are_restored(monkeypatch, make_vae, correlated):
     best_epoch = int(np.argmax(vae.validation_scores_))
     assert best_epoch < vae.n_iter_ - 1  # the last epoch was not the best
     # Scoring the held-out rows again with the kept weights gives the best score.
-    rescored = original(vae.module_, seen["objective"], seen["x"], seen["noise"], seen["rows"])
+    rescored = original(vae.module_, seen["objective"], seen["data"], seen["noise"], seen["rows"])
     assert rescored == pytest.approx(vae.best_validation_score_, abs=1e-5)
     assert rescored > vae.validation_scores_[-1]
 
@@ -121,7 +121,7 @@ def test_interrupt_during_set_up_leaves_the_fitted_model(monkeypatch, make_vae, 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(type(vae), "_settings", interrupted)
+    monkeypatch.setattr("skvae._fitting.settings", interrupted)
     with pytest.raises(KeyboardInterrupt):
         vae.fit(X + 1)
     monkeypatch.undo()
@@ -141,7 +141,7 @@ def training_data(monkeypatch):
         seen.append(data)
         return original(module, optimizer, data, *args, **kwargs)
 
-    monkeypatch.setattr("skvae._estimator.train_module", recording)
+    monkeypatch.setattr("skvae._fitting.train_module", recording)
     return seen
 
 
