@@ -592,9 +592,8 @@ class VAETransformer(
                 result = run.train(hooks)
             finally:
                 self.module_ = run.module
-        self._record(result, early_stopping)
-        for name, value in run.latent_usage().items():
-            setattr(self, name, value)
+        self._history = result
+        vars(self).update(self._fitted_curves(result, early_stopping), **run.latent_usage())
         context.call_on_fit_task_end(estimator=self, X=raw, y=y, reconstruction_attributes={})
         self._report(result, max_iter, warn_unconverged=max_iter > 1,
                      monitored=run.data.monitored)
@@ -688,11 +687,6 @@ class VAETransformer(
             "best_validation_score_": result.best_validation_score if monitored else None,
         }
 
-    def _record(self, result, early_stopping):
-        self._history = result
-        for name, value in self._fitted_curves(result, early_stopping).items():
-            setattr(self, name, value)
-
     def _report(self, result, max_iter, warn_unconverged, monitored=False):
         if result.diverged:
             raise TrainingDivergedError(
@@ -722,14 +716,6 @@ class VAETransformer(
                  ConvergenceWarning)
 
     # ---------------------------------------------------------------- inference
-
-    def _validate_input(self, X):
-        """Validate ``X`` for a fitted model and code it as the float matrix the
-        model sees."""
-        return self._encode(self._check_input(X, reset=False))
-
-    def _encode(self, raw):
-        return encode(raw, self.module_.observation, self._specs)
 
     def _check_input(self, X, reset):
         """Validate ``X``: a DataFrame (checked column by column when coded), or
@@ -765,18 +751,10 @@ class VAETransformer(
                               ensure_all_finite="allow-nan")
         return X
 
-    def _inference(self, dtype):
-        """The fitted module for inference at ``dtype`` on the configured device."""
-        device = resolve_device(self.device)
-        module = self.module_
-        if dtype != torch.float32 or device.type != "cpu":
-            module = copy.deepcopy(module).to(device=device, dtype=dtype)
-        return module.eval(), device
-
     def _apply(self, X, function, batch_size=EVAL_BATCH_SIZE):
         """``function(module, x)`` over row batches of ``X``, as NumPy of X's dtype."""
         dtype = torch.float32 if X.dtype == np.float32 else torch.float64
-        module, device = self._inference(dtype)
+        module, device = inference_module(self, dtype)
         # The rows stay on the host and go to the device a batch at a time, so
         # inference needs no room for the whole input there.
         x = to_tensor(X, "cpu", dtype)
@@ -809,7 +787,7 @@ class VAETransformer(
         (4, 3)
         """
         check_is_fitted(self)
-        X = self._validate_input(X)
+        X = coded_rows(self, X)
         return self._apply(X, lambda module, x, mask: module.encode(x, mask)[0])
 
     def inverse_transform(self, X):
@@ -840,8 +818,7 @@ class VAETransformer(
         check_is_fitted(self)
         Z = self._validate_codes(X)
         out = self._apply(Z, lambda module, z, _: module.observation.mean(module.decode(z)))
-        return self._as_fitted_library(
-            decode(out, self.module_.observation, self._specs, self._frame_output))
+        return self._as_fitted_library(decoded_rows(self, out))
 
     def _validate_codes(self, Z):
         Z = check_array(Z, dtype=(np.float64, np.float32), input_name="X")
@@ -892,7 +869,7 @@ class VAETransformer(
         (3,)
         """
         check_is_fitted(self)
-        X = self._validate_input(X)
+        X = coded_rows(self, X)
         n_samples = self.n_score_samples if n_importance_samples is None else n_importance_samples
         if not is_positive_integer(n_samples):
             raise ValueError(
@@ -1020,8 +997,7 @@ class VAETransformer(
                 else:
                     x = module.observation.mean(params)
                 out[rows] = x.numpy()
-        return self._as_fitted_library(
-            decode(out, module.observation, self._specs, self._frame_output))
+        return self._as_fitted_library(decoded_rows(self, out))
 
     # ------------------------------------------------------------ sklearn glue
 
@@ -1064,7 +1040,8 @@ class VAETransformer(
 def coded_rows(estimator, X):
     """``X`` validated for the fitted ``estimator`` and coded as the float
     matrix its model sees (NaN where entries are missing)."""
-    return estimator._validate_input(X)
+    raw = estimator._check_input(X, reset=False)
+    return encode(raw, estimator.module_.observation, estimator._specs)
 
 
 def decoded_rows(estimator, values):
@@ -1078,7 +1055,11 @@ def inference_module(estimator, dtype):
     """The fitted module of ``estimator`` in evaluation mode at the torch
     ``dtype`` on its configured device (a copy unless that is the trained one's
     float32 on the CPU), and that device."""
-    return estimator._inference(dtype)
+    device = resolve_device(estimator.device)
+    module = estimator.module_
+    if dtype != torch.float32 or device.type != "cpu":
+        module = copy.deepcopy(module).to(device=device, dtype=dtype)
+    return module.eval(), device
 
 
 def pandas_output(estimator):

@@ -100,7 +100,7 @@ def test_kl_per_component_is_the_elbo_kl_term_split_by_dimension(fitted, low_ran
     assert kl.shape == (6,) and kl.dtype == np.float64
     assert (kl >= 0).all()
     module = fitted.module_
-    x = to_tensor(fitted._encode(low_rank), "cpu")
+    x = to_tensor(coded_rows(fitted, low_rank), "cpu")
     with torch.no_grad():
         out = Objective()(module, x, torch.zeros(1, 1, 6))
     assert kl.sum() == pytest.approx(float(out.kl.mean()), rel=1e-5)
