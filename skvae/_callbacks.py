@@ -14,9 +14,9 @@ used, so a callback written against the protocol below works with either:
   an epoch's ``on_fit_task_end`` stops training after that epoch.
 
 The keyword arguments a hook declares (keyword-only) are filled in: ``X`` and
-``y`` (what ``fit`` was given), ``metadata`` (None: the ELBO takes no sample
-weights) and ``fitted_estimator``: a copy of the estimator holding the weights of
-that moment, with ``n_iter_``, ``loss_curve_``, ``best_loss_`` and, with early
+``y`` (what ``fit`` was given), ``metadata`` (None: ``fit``'s
+``sample_weight`` is not passed on) and ``fitted_estimator``: a copy of the
+estimator holding the weights of that moment, with ``n_iter_``, ``loss_curve_``, ``best_loss_`` and, with early
 stopping, ``validation_scores_`` so far, and ``kl_per_component_`` and
 ``active_components_`` of its weights; built only when a hook asks for it.
 scikit-learn's ``ScoringMonitor`` therefore scores each epoch when ``fit`` gets
@@ -151,8 +151,9 @@ class EpochCallbacks:
     """A training hook that reports each epoch to the estimator's callbacks as a
     subtask of ``context`` (see :mod:`skvae._training` for hooks).
 
-    ``fitted_attributes(module)`` gives the attributes that make a copy of the
-    estimator usable with the weights of that moment.
+    ``fitted_attributes(record)`` gives, for an epoch's
+    :class:`~skvae._training.EpochRecord`, the attributes that make a copy of
+    the estimator usable with the weights of that epoch.
     """
 
     def __init__(self, estimator, context, fitted_attributes, X=None, y=None):
