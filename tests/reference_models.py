@@ -55,6 +55,19 @@ def _counts():
     return rng.poisson(rates).astype(float)
 
 
+def rows(name):
+    """The rows case ``name`` is fitted and evaluated on."""
+    if name == "mixed":
+        return _mixed()
+    if name == "counts":
+        return _counts()
+    if name == "images":
+        from sklearn.datasets import load_digits
+
+        return load_digits().data[:160] / 16.0
+    return _gaussian()[0]
+
+
 def cases():
     """``name -> (estimator factory, fit function)``; the fit function takes the
     estimator and returns it fitted, with the rows to evaluate it on."""
