@@ -10,7 +10,7 @@ __all__ = ["Likelihood", "TrainingDivergedError", "VAEImputer", "VAETransformer"
 # ``python -m skvae --help`` do not wait for torch to import.
 _LAZY = {
     "Likelihood": "._likelihoods",
-    "TrainingDivergedError": "._estimator",
+    "TrainingDivergedError": "._training",
     "VAEImputer": "._imputer",
     "VAETransformer": "._estimator",
 }

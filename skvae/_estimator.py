@@ -51,6 +51,7 @@ from ._likelihoods import LIKELIHOODS, observed_mask
 from ._modules import ACTIVATIONS, ARCHITECTURES
 from ._persistence import STRUCTURAL, dump_state, load_state
 from ._progress import Progress
+from ._repr import DocLinkMixin
 from ._tables import (
     as_pandas,
     decode,
@@ -61,6 +62,7 @@ from ._tables import (
     missing_entries,
 )
 from ._training import (
+    TrainingDivergedError,
     make_optimizer,
     optimizer_snapshot,
     restore_optimizer,
@@ -68,32 +70,9 @@ from ._training import (
 )
 from ._warn import warn
 
-# Where the documentation lives (the HTML representation links to it).
-DOCS_URL = "https://skvae.readthedocs.io/en/latest/"
-
-
-class DocLinkMixin:
-    """The HTML representation (in notebooks) links to the estimator's page of
-    skvae's API reference; put it before ``BaseEstimator``."""
-
-    _doc_link_module = "skvae"
-    _doc_link_template = DOCS_URL + "generated/skvae.{estimator_name}.html"
-
-    def _doc_link_url_param_generator(self):
-        return {"estimator_name": type(self).__name__}
-
-
 # n_components="auto" first fits this many dimensions at most (fewer when there
 # are fewer features) and keeps as many as that fit uses.
 AUTO_MAX_COMPONENTS = 64
-
-
-class TrainingDivergedError(FloatingPointError):
-    """Raised when the training loss becomes NaN or infinite.
-
-    The estimator is left fitted with the weights of the last epoch whose loss
-    was finite, so it can still be inspected or used.
-    """
 
 
 class VAETransformer(
@@ -288,6 +267,17 @@ class VAETransformer(
         Seeds weight initialisation, shuffling, the validation split and the
         reparameterisation noise. An int makes ``fit`` reproducible. The global
         NumPy and torch random states are never touched.
+    bound_outputs : bool, default=True
+        Keep what ``inverse_transform``, ``sample`` and
+        :class:`~skvae.VAEImputer` return within each numeric column's training
+        support: between its smallest and largest training value (a column
+        constant where observed stays that constant), and whole numbers where
+        the training values all are. Draws outside are drawn again from the
+        same p(x_j | z), so ``sample`` follows the model truncated to the
+        range instead of piling rows on its ends; means and imputations are
+        moved to the nearest end. False returns the model's own draws and means,
+        whose distribution is exactly the density ``score_samples`` reports.
+        See the user guide's "Tables and images".
     verbose : int, default=0
         0 prints nothing; otherwise a progress bar on a terminal, or in logs
         (no terminal) lines: with 1 the first and last epochs and one line
@@ -406,6 +396,7 @@ class VAETransformer(
         "compile": ["boolean"],
         "distributed": ["boolean"],
         "random_state": ["random_state"],
+        "bound_outputs": ["boolean"],
         "verbose": ["verbose"],
     }
 
@@ -442,6 +433,7 @@ class VAETransformer(
         compile=False,
         distributed=False,
         random_state=None,
+        bound_outputs=True,
         verbose=0,
     ):
         self.n_components = n_components
@@ -474,6 +466,7 @@ class VAETransformer(
         self.compile = compile
         self.distributed = distributed
         self.random_state = random_state
+        self.bound_outputs = bound_outputs
         self.verbose = verbose
 
     # ------------------------------------------------------------------ fitting
@@ -817,7 +810,8 @@ class VAETransformer(
         """
         check_is_fitted(self)
         Z = self._validate_codes(X)
-        out = self._apply(Z, lambda module, z, _: module.observation.mean(module.decode(z)))
+        out = self._apply(Z, lambda module, z, _: module.observation.mean(
+            module.decode(z), self.bound_outputs))
         return self._as_fitted_library(decoded_rows(self, out))
 
     def _validate_codes(self, Z):
@@ -993,9 +987,9 @@ class VAETransformer(
                 z = torch.randn((n_rows, module.n_components), generator=codes)
                 params = module.decode(z)
                 if noise:
-                    x = module.observation.sample(params, generator)
+                    x = module.observation.sample(params, generator, self.bound_outputs)
                 else:
-                    x = module.observation.mean(params)
+                    x = module.observation.mean(params, self.bound_outputs)
                 out[rows] = x.numpy()
         return self._as_fitted_library(decoded_rows(self, out))
 

@@ -27,13 +27,13 @@ from ._data import (
 from ._distributed import collective
 from ._elbo import standard_normal_log_prob
 from ._estimator import (
-    DocLinkMixin,
     VAETransformer,
     coded_rows,
     decoded_rows,
     inference_module,
 )
 from ._likelihoods import observed
+from ._repr import DocLinkMixin
 from ._tables import as_pandas, enum_categories, from_pandas, is_dataframe
 from ._warn import warn
 
@@ -272,10 +272,10 @@ class VAEImputer(TransformerMixin, DocLinkMixin, BaseEstimator):
         log_w = module.observation.log_prob(params, x, mask) + standard_normal_log_prob(z) - log_q
         weights = torch.softmax(log_w, dim=0)  # (k, batch)
         if not self.sample_posterior:
-            return module.observation.impute(params, weights)
+            return module.observation.impute(params, weights, self.estimator_.bound_outputs)
         pick = torch.multinomial(weights.T, 1, generator=generator).squeeze(-1)
         chosen = params[pick, torch.arange(x.shape[0], device=x.device)]
-        return module.observation.sample(chosen, generator)
+        return module.observation.sample(chosen, generator, self.estimator_.bound_outputs)
 
     # ----------------------------------------------------------------- helpers
 

@@ -40,9 +40,11 @@ from torch.nn import functional as F
 from ._statistics import (
     column_groups,
     column_moment_sums,
+    column_ranges,
     map_threads,
     merge_gaps,
     merge_moments,
+    merge_ranges,
     gaps_and_repeats,
     smallest_gaps,
     take,
@@ -186,6 +188,14 @@ class Likelihood(nn.Module):
 
     def set_statistics(self, stats):
         """Set the constants (buffers) that the statistics ``stats`` give."""
+
+    def output_range(self, low, high):
+        """The range that means and draws of the block's columns are kept in
+        (see ``VAETransformer(bound_outputs=...)``), given the smallest and
+        largest training value of each (arrays ``low`` and ``high``). The
+        default: the training range itself; return infinite ends to leave
+        the outputs unbounded."""
+        return low, high
 
     # ---------------------------------------------------------------- torch side
 
@@ -464,6 +474,11 @@ class Bernoulli(Likelihood):
                 f"has values in [{low[bad[0]]:g}, {high[bad[0]]:g}]. Scale the data to "
                 "[0, 1] (for example with MinMaxScaler) or use likelihood='gaussian'."
             )
+
+    def output_range(self, low, high):
+        # Draws are 0 or 1 even for grey levels: 0 and 1 unless the column
+        # is constant at one of them.
+        return np.floor(low), np.ceil(high)
 
     def network_input(self, x):
         return 2 * x - 1
@@ -879,6 +894,20 @@ class Observation(nn.Module):
         self.n_inputs = sum(lik.n_inputs for lik in self.likelihoods)
         # One block over every column in order: the parts need no splitting.
         self.whole = len(blocks) == 1 and self.columns[0] == list(range(self.n_features))
+        self._register_support()
+
+    def _register_support(self):
+        """Buffers for each column's training support (see :meth:`bound`):
+        unbounded until :meth:`fit_data` learns it."""
+        for name, value in [("support_low", -math.inf), ("support_high", math.inf)]:
+            self.register_buffer(name, torch.full((self.n_features,), value,
+                                                  dtype=torch.float64))
+        self.register_buffer("support_integer", torch.zeros(self.n_features, dtype=torch.bool))
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if "support_low" not in self._buffers:  # pickled by an skvae without them
+            self._register_support()
 
     def _split_x(self, x):
         if self.whole:
@@ -918,6 +947,35 @@ class Observation(nn.Module):
                 lik.fit_data(X, columns)
             else:
                 lik.set_statistics(type(lik).merge_statistics(parts))
+        self._fit_support(X, collective)
+
+    def _fit_support(self, X, collective=None):
+        """Learn each numeric column's support from the training matrix ``X``
+        (over every rank's rows): its range, and whether it holds whole numbers
+        only. Categorical codes need none: their draws are codes."""
+        low, high, integer = column_ranges(X)
+        if collective is not None and collective.distributed:
+            low, high, integer = merge_ranges(collective.all_gather((low, high, integer)))
+        observed = low <= high
+        low, high = np.where(observed, low, -np.inf), np.where(observed, high, np.inf)
+        for lik, cols in zip(self.likelihoods, self.columns):
+            if not lik.numeric:
+                low[cols], high[cols] = -np.inf, np.inf
+            else:
+                low[cols], high[cols] = lik.output_range(low[cols], high[cols])
+        self.support_low.copy_(torch.as_tensor(low))
+        self.support_high.copy_(torch.as_tensor(high))
+        self.support_integer.copy_(torch.as_tensor(integer & np.isfinite(low)))
+
+    def bound(self, x, draws=False):
+        """``x`` (values of every column) moved into each column's training
+        range; for ``draws``, also rounded where the column holds whole numbers."""
+        low = self.support_low.to(x.device, x.dtype)
+        high = self.support_high.to(x.device, x.dtype)
+        x = torch.minimum(torch.maximum(x, low), high)
+        if draws:
+            x = torch.where(self.support_integer.to(x.device), x.round(), x)
+        return x
 
     def network_input(self, x, mask=None):
         """What the encoder sees of rows ``x``. With a ``mask`` of observed
@@ -945,22 +1003,48 @@ class Observation(nn.Module):
                      self._split_x(mask))
         return sum(_masked_log_prob(lik, p, xb, m) for lik, p, xb, m in blocks)
 
-    def mean(self, params):
+    def mean(self, params, bounded=True):
+        """Each likelihood's mean; when ``bounded``, within the training range."""
         parts = [lik.mean(p) for lik, p in zip(self.likelihoods, self._split_params(params))]
-        return self._join(parts, params)
+        out = self._join(parts, params)
+        return self.bound(out) if bounded else out
 
-    def sample(self, params, generator):
-        parts = [
-            lik.sample(p, generator)
-            for lik, p in zip(self.likelihoods, self._split_params(params))
-        ]
-        return self._join(parts, params)
+    # Draws outside a column's training range are drawn again at most this many
+    # times before the last one is moved to the range's end.
+    REDRAWS = 20
 
-    def impute(self, params, weights):
-        """Each likelihood's imputation of its columns (see :meth:`Likelihood.impute`)."""
+    def sample(self, params, generator, bounded=True):
+        """A draw of every column. When ``bounded``, each entry comes from its
+        likelihood truncated to the column's training range: an entry that
+        falls outside is drawn again from the same p(x_j | z) (the columns are
+        independent given z), so the draws follow the model within the range
+        rather than piling up at its ends; whole-number columns give whole
+        numbers. No random number is spent when every draw is inside."""
+
+        def draw():
+            return self._join([lik.sample(p, generator)
+                               for lik, p in zip(self.likelihoods, self._split_params(params))],
+                              params)
+
+        x = draw()
+        if not bounded:
+            return x
+        low = self.support_low.to(x.device, x.dtype)
+        high = self.support_high.to(x.device, x.dtype)
+        for _ in range(self.REDRAWS):
+            outside = (x < low) | (x > high)
+            if not bool(outside.any()):
+                break
+            x = torch.where(outside, draw(), x)
+        return self.bound(x, draws=True)
+
+    def impute(self, params, weights, bounded=True):
+        """Each likelihood's imputation of its columns (see
+        :meth:`Likelihood.impute`); when ``bounded``, within the training range."""
         parts = [lik.impute(p, weights)
                  for lik, p in zip(self.likelihoods, self._split_params(params))]
-        return self._join(parts, params[0])
+        out = self._join(parts, params[0])
+        return self.bound(out) if bounded else out
 
     def check(self, params, x, generator):
         """Raise a clear error when a likelihood's outputs have the wrong shapes.

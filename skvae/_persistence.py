@@ -39,6 +39,9 @@ STRUCTURAL = (
 # the functions that turn it into plain data and back.
 _CONVERTED = ("module_", "_optimizer", "_generator", "_history", "_specs")
 
+# Buffers of the observation model that files saved by earlier versions lack.
+SUPPORT_BUFFERS = ("support_low", "support_high", "support_integer")
+
 
 class ModelFileError(ValueError):
     """A saved model that cannot be loaded: written by a newer skvae, or damaged."""
@@ -167,7 +170,13 @@ def _module_from_plain(saved):
         blocks.append((likelihood, block["columns"]))
     module = build_module(Observation(blocks), saved["structure"], generator=None)
     weights = {name: torch.from_numpy(np.array(value)) for name, value in saved["weights"].items()}
-    module.load_state_dict(weights, strict=True)
+    missing, unexpected = module.load_state_dict(weights, strict=False)
+    # A model saved before the columns' supports were learned has none: it
+    # keeps the unbounded outputs it was fitted with.
+    missing = [name for name in missing if name.rsplit(".", 1)[-1] not in SUPPORT_BUFFERS]
+    if missing or unexpected:
+        raise RuntimeError(f"the saved weights do not fit the network (missing {missing}, "
+                           f"unexpected {unexpected})")
     return module
 
 

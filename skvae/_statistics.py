@@ -179,3 +179,31 @@ def gaps_and_repeats(X):
         gaps[block] = steps.min(axis=0, initial=np.inf)
     gaps[~np.isfinite(gaps)] = 0.0
     return gaps, repeats, pairs
+
+
+def column_ranges(X, columns=None, chunk_rows=4096):
+    """``(low, high, integer)`` of each column: its smallest and largest
+    observed (not NaN) value (``inf`` and ``-inf`` where none is observed) and
+    whether every observed value is a whole number; read in chunks of rows,
+    mergeable across row sets (:func:`merge_ranges`).
+
+    >>> import numpy as np
+    >>> column_ranges(np.array([[0.0, 1.5], [3.0, np.nan], [2.0, -1.0]]))
+    (array([ 0. , -1. ]), array([3. , 1.5]), array([ True, False]))
+    """
+    n_columns = X.shape[1] if columns is None else len(columns)
+    low, high = np.full(n_columns, np.inf), np.full(n_columns, -np.inf)
+    integer = np.ones(n_columns, dtype=bool)
+    for start in range(0, X.shape[0], chunk_rows):
+        chunk = np.asarray(take(X[start : start + chunk_rows], columns), dtype=np.float64)
+        observed = ~np.isnan(chunk)
+        low = np.minimum(low, np.where(observed, chunk, np.inf).min(axis=0))
+        high = np.maximum(high, np.where(observed, chunk, -np.inf).max(axis=0))
+        integer &= (~observed | (chunk == np.round(chunk))).all(axis=0)
+    return low, high, integer
+
+
+def merge_ranges(parts):
+    """The ranges of the union of row sets, from each set's :func:`column_ranges`."""
+    lows, highs, integers = zip(*parts)
+    return (np.min(lows, axis=0), np.max(highs, axis=0), np.all(integers, axis=0))

@@ -31,6 +31,14 @@ from ._elbo import Objective
 from ._likelihoods import observed_mask
 
 
+class TrainingDivergedError(FloatingPointError):
+    """Raised when the training loss becomes NaN or infinite.
+
+    The estimator is left fitted with the weights of the last epoch whose loss
+    was finite, so it can still be inspected or used.
+    """
+
+
 @dataclass
 class TrainingSettings:
     """How to optimise; mirrors the estimator's parameters."""

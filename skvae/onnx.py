@@ -60,12 +60,13 @@ class _Decoder(nn.Module):
     """The computation of ``inverse_transform`` before its Python-side
     decoding: the mean of p(x | z), in the units of the data."""
 
-    def __init__(self, module):
+    def __init__(self, module, bounded=True):
         super().__init__()
         self.module = module
+        self.bounded = bounded
 
     def forward(self, z):
-        return self.module.observation.mean(self.module.decode(z))
+        return self.module.observation.mean(self.module.decode(z), self.bounded)
 
 
 def export_encoder(estimator, path, *, dtype="float32", opset=None):
@@ -196,7 +197,7 @@ def export_decoder(estimator, path, *, dtype="float32", opset=None):
     True
     """
     module, torch_dtype = _prepare(estimator, dtype, "export_decoder")
-    return _export(_Decoder(module), "z", module.n_components, torch_dtype, ("Z", "X"),
+    return _export(_Decoder(module, estimator.bound_outputs), "z", module.n_components, torch_dtype, ("Z", "X"),
                    path, opset, estimator)
 
 

@@ -81,10 +81,19 @@ def test_sample_without_noise_keeps_the_table_types(make_vae, table):
 
 def test_bernoulli_means_are_grey_levels_and_draws_binary(make_vae, digits):
     X, _ = digits
-    vae = make_vae(likelihood="bernoulli", max_iter=3).fit(X[:200])
+    vae = make_vae(likelihood="bernoulli", max_iter=3, bound_outputs=False).fit(X[:200])
     means = vae.sample(20, random_state=0, noise=False)
     assert ((means > 0) & (means < 1)).all()
     assert set(np.unique(vae.sample(20, random_state=0))) <= {0.0, 1.0}
+    # Bounded (the default): a pixel that is 0 in every training image stays
+    # 0, in means and draws; the others keep grey-level means and 0/1 draws.
+    vae.set_params(bound_outputs=True)
+    means = vae.sample(20, random_state=0, noise=False)
+    blank = X[:200].max(0) == 0
+    assert blank.any() and (means[:, blank] == 0).all()
+    assert ((means[:, ~blank] > 0) & (means[:, ~blank] < 1)).all()
+    drawn = vae.sample(50, random_state=0)
+    assert set(np.unique(drawn)) == {0.0, 1.0} and (drawn[:, blank] == 0).all()
 
 
 def test_noise_must_be_a_boolean(fitted):

@@ -181,9 +181,36 @@ def test_observation_blocks_sum_and_reassemble():
     params = torch.tensor(rng.normal(size=(20, 3)))
     expected = gauss.log_prob(params[:, :2], x[:, [0, 2]]) + bern.log_prob(params[:, 2:], x[:, [1]])
     torch.testing.assert_close(obs.log_prob(params, x), expected)
-    mean = obs.mean(params)
+    mean = obs.mean(params, bounded=False)
     torch.testing.assert_close(mean[:, 1], torch.sigmoid(params[:, 2]))
     torch.testing.assert_close(mean[:, [0, 2]], gauss.mean(params[:, :2]))
+
+
+def test_bounded_outputs_stay_in_the_training_support():
+    rng = np.random.RandomState(0)
+    X = np.column_stack([rng.normal(size=200), rng.poisson(3.0, size=200),
+                         np.zeros(200), rng.uniform(size=200) > 0.5])
+    obs = Observation([(Gaussian(2).double(), [0, 2]), (NegativeBinomial(1).double(), [1]),
+                       (Bernoulli(1).double(), [3])])
+    obs.fit_data(X)
+    low, high = X.min(0), X.max(0)
+    np.testing.assert_array_equal(obs.support_low.numpy(), low)
+    np.testing.assert_array_equal(obs.support_high.numpy(), high)
+    np.testing.assert_array_equal(obs.support_integer.numpy(), [False, True, True, True])
+    # Parameters that put most of the mass outside the range.
+    params = torch.tensor(np.tile([3.0, 5.0, 2.0, 0.0], (500, 1)))
+    unbounded = obs.mean(params, bounded=False)
+    torch.testing.assert_close(obs.mean(params),
+                               unbounded.clamp(torch.tensor(low), torch.tensor(high)))
+    with torch.no_grad():
+        free = obs.sample(params, torch.Generator().manual_seed(0), bounded=False).numpy()
+        drawn = obs.sample(params, torch.Generator().manual_seed(0)).numpy()
+    assert ((free < low) | (free > high)).any(axis=0)[:3].all()
+    assert ((drawn >= low) & (drawn <= high)).all()
+    assert (drawn[:, 2] == 0).all() and (drawn[:, 1] == np.round(drawn[:, 1])).all()
+    # Redrawn, not piled at the end: the Gaussian column's draws (mean 3 sd
+    # above the data's, so about all fall above) take many values below the top.
+    assert np.mean(drawn[:, 0] == high[0]) < 0.5 and np.unique(drawn[:, 0]).size > 50
 
 
 def test_poisson_log_prob_matches_scipy():
