@@ -620,6 +620,8 @@ def init_args(likelihood):
     if recorded is not None:
         return recorded
     # A built-in loaded from a file of an skvae that did not record them.
+    if isinstance(likelihood, Discrete):
+        return (list(likelihood.low), list(likelihood.high)), {}
     if isinstance(likelihood, Categorical):
         return (list(likelihood.categories),), {}
     if isinstance(likelihood, Gaussian):
@@ -681,6 +683,10 @@ class Categorical(Likelihood):
         self.n_categories = [len(c) for c in self.categories]
         self.n_params = self.n_inputs = sum(self.n_categories)
         self._build_layout()
+
+    def output_range(self, low, high):
+        # Any category seen in fit may be drawn.
+        return np.full_like(low, -np.inf), np.full_like(high, np.inf)
 
     def _build_layout(self):
         """Index tensors that handle every column at once.
@@ -818,6 +824,95 @@ class Categorical(Likelihood):
         return torch.stack(draws, dim=-1).to(params.dtype)
 
 
+class Discrete(Categorical):
+    """Whole numbers, each value of the training range a category of its own.
+
+    Every integer from a column's smallest training value ``low`` to its
+    largest ``high`` gets a probability (values that no training row holds
+    included), so the model can reproduce any histogram over the range:
+    ratings, years of schooling, months of tenure, and values heaped on round
+    numbers, which a smooth count or Gaussian likelihood blurs. Two more
+    categories hold the values below ``low`` and above ``high``, spread over
+    them geometrically (``P(high + 1 + k) = P(above) (1 - rho) rho**k``, with
+    ``rho = exp(-10 / (high - low + 1))``: the tail's scale is a tenth of the
+    range), so that it is a probability over all integers: a held-out row with
+    a new extreme gets a finite ``score_samples``, the lower the farther out,
+    rather than an error. Training gives the tail categories little
+    probability; draws falling there are redrawn into the range unless
+    ``bound_outputs=False`` (then they are ``low - 1`` or ``high + 1``).
+
+    In the float matrix a value ``v`` is coded ``v - low + 1`` (1 to ``high -
+    low + 1`` inside the range).
+
+    Parameters
+    ----------
+    low, high : list of int
+        Each column's smallest and largest training value.
+    """
+
+    name = "discrete"
+
+    def __init__(self, low, high):
+        self.low = [int(v) for v in low]
+        self.high = [int(v) for v in high]
+        super().__init__([list(range(lo - 1, hi + 2)) for lo, hi in zip(self.low, self.high)])
+        widths = torch.tensor([hi - lo + 1 for lo, hi in zip(self.low, self.high)],
+                              dtype=torch.float64)
+        self.register_buffer("_top", widths + 1, persistent=False)  # the code of "above"
+        self.register_buffer("_log_rho", -10.0 / widths, persistent=False)
+
+    @classmethod
+    def from_columns(cls, columns, options):
+        values = [_whole_numbers(column, f"column {getattr(column, 'name', None)!r}")
+                  for column in columns]
+        values = [v[~np.isnan(v)] for v in values]
+        if any(v.size == 0 for v in values):
+            raise ValueError("A column has no values to learn a range of whole numbers from.")
+        return cls([v.min() for v in values], [v.max() for v in values])
+
+    def encode(self, values, names):
+        codes = np.empty(values.shape, dtype=np.float64)
+        for j, low in enumerate(self.low):
+            codes[:, j] = _whole_numbers(values[:, j], where(names, j)) - low + 1
+        return codes
+
+    def output_range(self, low, high):
+        # The codes of the training range: draws in the tails are redrawn.
+        return low, high
+
+    def _clipped(self, x):
+        top = self._layout("_top", x.device).to(x.dtype)
+        return torch.minimum(torch.maximum(x, torch.zeros_like(top)), top)
+
+    def network_input(self, x):
+        return super().network_input(self._clipped(x))
+
+    def log_prob_terms(self, params, x):
+        inside = self._clipped(x)
+        terms = super().log_prob_terms(params, inside)
+        log_rho = self._layout("_log_rho", x.device).to(terms.dtype)
+        tail = (inside == 0) | (inside == self._layout("_top", x.device).to(x.dtype))
+        # log(1 - rho) for a value in a tail, and log(rho) per step beyond its first.
+        extra = torch.where(tail, torch.log(-torch.expm1(log_rho)), 0.0)
+        return terms + extra + (x - inside).abs().to(terms.dtype) * log_rho
+
+
+def _whole_numbers(values, label):
+    """``values`` (raw, of the column ``label`` names) as float64 whole
+    numbers, NaN where missing; a clear error for anything else."""
+    pd = _pandas()
+    column = pd.Series(np.asarray(values, dtype=object))
+    numbers = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    bad = (np.isnan(numbers) & ~column.isna().to_numpy()) | np.isinf(numbers)
+    bad |= ~np.isnan(numbers) & (numbers != np.round(numbers))
+    if bad.any():
+        raise ValueError(
+            f"{label.capitalize()} holds {column[bad].iloc[0]!r}, but likelihood='discrete' "
+            "is for whole numbers."
+        )
+    return numbers
+
+
 def _categories(column):
     pd = _pandas()
     values = pd.Series(np.asarray(column, dtype=object)).dropna()
@@ -830,7 +925,8 @@ def _categories(column):
 
 
 LIKELIHOODS = {
-    cls.name: cls for cls in (Gaussian, Bernoulli, Poisson, NegativeBinomial, Categorical)
+    cls.name: cls
+    for cls in (Gaussian, Bernoulli, Poisson, NegativeBinomial, Categorical, Discrete)
 }
 
 
@@ -952,17 +1048,14 @@ class Observation(nn.Module):
     def _fit_support(self, X, collective=None):
         """Learn each numeric column's support from the training matrix ``X``
         (over every rank's rows): its range, and whether it holds whole numbers
-        only. Categorical codes need none: their draws are codes."""
+        only, and what each likelihood makes of it (:meth:`Likelihood.output_range`)."""
         low, high, integer = column_ranges(X)
         if collective is not None and collective.distributed:
             low, high, integer = merge_ranges(collective.all_gather((low, high, integer)))
         observed = low <= high
         low, high = np.where(observed, low, -np.inf), np.where(observed, high, np.inf)
         for lik, cols in zip(self.likelihoods, self.columns):
-            if not lik.numeric:
-                low[cols], high[cols] = -np.inf, np.inf
-            else:
-                low[cols], high[cols] = lik.output_range(low[cols], high[cols])
+            low[cols], high[cols] = lik.output_range(low[cols], high[cols])
         self.support_low.copy_(torch.as_tensor(low))
         self.support_high.copy_(torch.as_tensor(high))
         self.support_integer.copy_(torch.as_tensor(integer & np.isfinite(low)))

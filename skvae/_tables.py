@@ -11,10 +11,13 @@ The automatic rule (``likelihood="auto"``), for DataFrame columns by dtype:
 
 * bool -> ``"bernoulli"``
 * category, object or string -> ``"categorical"``
-* integer -> ``"negbinom"`` (counts) when the training values lie in
-  0..MAX_AUTO_COUNT - 1; other integers (negative values, or large ones such as
-  amounts, weights or identifiers, which behave like measurements) ->
-  ``"gaussian"``, rounded back to integers on the way out
+* integer, or float whose observed values are all whole numbers (an integer
+  column with missing values, read as float) -> ``"discrete"`` when its
+  training values span at most MAX_DISCRETE_VALUES integers (ratings, years of
+  schooling, months of tenure: each value gets its own probability, so heaped
+  values come back heaped); wider, ``"negbinom"`` when no value is negative
+  (counts, amounts, prices), else ``"gaussian"`` (rounded back to integers on
+  the way out)
 * float -> ``"gaussian"``
 
 Plain arrays carry no per-column dtypes, so under ``"auto"`` every column of an
@@ -28,7 +31,10 @@ import numpy as np
 from ._likelihoods import LIKELIHOODS, Likelihood, Observation, build_likelihood
 
 AUTO = "auto"
-MAX_AUTO_COUNT = 1000
+MAX_DISCRETE_VALUES = 100
+# Under likelihood="auto", ranks may read an integer column differently (each
+# sees its own shard's range): they agree on the widest reading.
+_INTEGER_READINGS = ("discrete", "negbinom", "gaussian")
 
 
 @dataclass(frozen=True)
@@ -136,14 +142,18 @@ def _auto_likelihood(column, name):
         or pd.api.types.is_string_dtype(dtype)
     ):
         return "categorical"
-    if pd.api.types.is_integer_dtype(dtype):
-        observed = column.dropna()  # a nullable column may hold pd.NA
-        # (A column with no observed value is refused later, with its name.)
-        small_counts = observed.empty or (
-            observed.min() >= 0 and observed.max() < MAX_AUTO_COUNT)
-        return "negbinom" if small_counts else "gaussian"
-    if pd.api.types.is_float_dtype(dtype):
-        return "gaussian"
+    integer = pd.api.types.is_integer_dtype(dtype)
+    if integer or pd.api.types.is_float_dtype(dtype):
+        # (A nullable column may hold pd.NA; a column with no observed value
+        # is refused later, with its name.)
+        observed = column.dropna().to_numpy(dtype=np.float64)
+        if observed.size and not np.isinf(observed).any() and (
+                integer or (observed == np.round(observed)).all()):
+            low, high = observed.min(), observed.max()
+            if high - low < MAX_DISCRETE_VALUES:
+                return "discrete"
+            return "negbinom" if low >= 0 else "gaussian"
+        return "negbinom" if integer else "gaussian"
     raise ValueError(
         f"Column {name!r} has dtype {dtype}, which fits no likelihood; convert it to a "
         "number, bool or category, or drop it."
@@ -247,9 +257,10 @@ def _union(collective, column):
 
 
 def merge_specs(collective, specs):
-    """The column specs every rank agrees on: where the automatic rule read an
-    integer column as counts on one rank but not on another (values out of the
-    count range there), it is Gaussian on all of them."""
+    """The column specs every rank agrees on: where the automatic rule read a
+    column of whole numbers differently on different ranks (their ranges
+    differ), every rank takes the widest reading (discrete, then counts, then
+    Gaussian)."""
     if not collective.distributed:
         return specs
     local = [s.likelihood if isinstance(s.likelihood, str) else None for s in specs]
@@ -258,12 +269,13 @@ def merge_specs(collective, specs):
     for j, spec in enumerate(specs):
         seen = {part[j] for part in keys}
         if len(seen) > 1:
-            if seen != {"negbinom", "gaussian"}:
+            if not seen <= set(_INTEGER_READINGS):
                 raise ValueError(
                     f"Column {spec.name!r} is read as {sorted(map(str, seen))} on different "
                     "ranks; give likelihood= explicitly for it."
                 )
-            spec = ColumnSpec(spec.name, "gaussian", spec.dtype)
+            widest = max(seen, key=_INTEGER_READINGS.index)
+            spec = ColumnSpec(spec.name, widest, spec.dtype)
         merged.append(spec)
     return merged
 

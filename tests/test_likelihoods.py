@@ -1,11 +1,13 @@
 """Likelihoods of the observations (skvae._likelihoods), against scipy."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from scipy import stats
 
 from skvae._likelihoods import (
+    Discrete,
     Bernoulli,
     Categorical,
     Gaussian,
@@ -422,3 +424,25 @@ def test_categorical_mode_with_one_wide_column_among_narrow_ones():
     expected = torch.stack(
         [c.argmax(-1) for c in torch.split(params, lik.n_categories, dim=-1)], -1)
     assert torch.equal(lik.mean(params), expected.to(params.dtype))
+
+
+def test_discrete_is_a_probability_over_all_integers():
+    lik = Discrete([2], [6]).double()
+    params = torch.tensor(np.random.RandomState(0).normal(size=(1, lik.n_params)))
+    values = np.arange(-200, 209, dtype=float)[:, None]
+    x = torch.tensor(lik.encode(values.astype(object), ["v"]))
+    probs = lik.log_prob(params.expand(len(values), -1), x).exp().numpy()
+    assert probs.sum() == pytest.approx(1.0, abs=1e-9)
+    # Beyond the range the probability falls geometrically, step by step.
+    assert probs[values[:, 0] == 8][0] < probs[values[:, 0] == 7][0]
+    assert np.all(np.diff(probs[values[:, 0] >= 7]) < 0)
+
+
+def test_discrete_codes_values_and_refuses_fractions():
+    lik = Discrete.from_columns([pd.Series([3, 5, None], dtype="Int64", name="n")], {})
+    assert (lik.low, lik.high) == ([3], [5])
+    values = np.array([[3], [5], [pd.NA], [9]], dtype=object)
+    np.testing.assert_array_equal(lik.encode(values, ["n"])[:, 0], [1, 3, np.nan, 7])
+    assert [list(c) for c in lik.decode(np.array([[1.0], [3.0]]))] == [[3, 5]]
+    with pytest.raises(ValueError, match="Column 'n' holds 2.5.*whole numbers"):
+        lik.encode(np.array([[2.5]], dtype=object), ["n"])

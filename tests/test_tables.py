@@ -12,20 +12,31 @@ from sklearn.preprocessing import OrdinalEncoder, StandardScaler
 from skvae._likelihoods import Categorical
 from skvae._tables import build_observation, column_specs, decode, encode
 
-KNOWN = {"gaussian", "bernoulli", "categorical", "poisson", "negbinom"}
+KNOWN = {"gaussian", "bernoulli", "categorical", "poisson", "negbinom", "discrete"}
 
 
 def test_auto_rule_by_dtype(table):
     specs = column_specs(table, "auto", KNOWN)
     assert [s.likelihood for s in specs] == [
-        "gaussian", "categorical", "categorical", "negbinom", "bernoulli",
+        "gaussian", "categorical", "categorical", "discrete", "bernoulli",
     ]
     observation = build_observation(table, specs, {})
     categorical = observation.likelihoods[1]
     assert isinstance(categorical, Categorical) and observation.columns[1] == [1, 2]
     assert categorical.categories[0] == ("a", "b", "c")  # only categories seen in the data
-    signed = pd.DataFrame({"n": np.array([-1, 2, 3]), "amount": np.array([0, 5, 150000])})
-    assert [s.likelihood for s in column_specs(signed, "auto", KNOWN)] == ["gaussian", "gaussian"]
+    # Whole numbers: discrete over a range of at most 100 values (floats too,
+    # as an integer column with missing values is read), else counts when not
+    # negative, else Gaussian.
+    whole = pd.DataFrame({
+        "n": np.array([-1, 2, 3]), "amount": np.array([0, 5, 150000]),
+        "signed": np.array([-500, 0, 500]), "years": [12.0, np.nan, 16.0],
+        "wide": [0.0, 99.0, np.nan], "wider": [0.0, 100.0, 3.0], "x": [0.5, 1.0, 2.0],
+        "edge": np.array([1, 100, 50]),
+    })
+    assert [s.likelihood for s in column_specs(whole, "auto", KNOWN)] == [
+        "discrete", "negbinom", "gaussian", "discrete", "discrete", "negbinom", "gaussian",
+        "discrete",
+    ]
     assert column_specs(np.zeros((3, 2)), "auto", KNOWN)[1].likelihood == "gaussian"
 
 
@@ -60,7 +71,8 @@ def test_reconstruction_recovers_categories(make_vae, table):
 
 def test_integer_columns_modelled_as_gaussian_come_back_as_integers(make_vae):
     rng = np.random.RandomState(0)
-    frame = pd.DataFrame({"amount": rng.randint(0, 100000, size=200), "x": rng.normal(size=200)})
+    frame = pd.DataFrame({"amount": rng.randint(-50000, 50000, size=200),
+                          "x": rng.normal(size=200)})
     vae = make_vae(hidden_layer_sizes=(32,), max_iter=40, learning_rate_init=3e-3).fit(frame)
     assert vae._specs[0].likelihood == "gaussian"
     drawn = vae.sample(500, random_state=0)
@@ -212,3 +224,44 @@ def test_an_all_missing_nullable_integer_column_gets_the_clear_error():
     frame = pd.DataFrame({"a": np.arange(20.0), "i": pd.array([None] * 20, dtype="Int64")})
     with pytest.raises(ValueError, match=r"Columns \['i'\] have no observed values"):
         VAETransformer(max_iter=2).fit(frame)
+
+
+def heaped_schooling(n_rows=600, seed=0):
+    """Years of schooling: 0 to 18, heaped at 12 (38%) and 16, tied to income."""
+    rng = np.random.RandomState(seed)
+    years = rng.choice([8, 10, 11, 12, 13, 14, 16, 18], size=n_rows,
+                       p=[0.05, 0.07, 0.05, 0.38, 0.08, 0.12, 0.18, 0.07])
+    years[rng.uniform(size=n_rows) < 0.01] = 0
+    income = np.exp(0.1 * years + rng.normal(0, 0.3, size=n_rows))
+    return pd.DataFrame({"years": years, "income": income})
+
+
+def test_heaped_integers_come_back_heaped_and_in_range(make_vae):
+    frame = heaped_schooling()
+    vae = make_vae(hidden_layer_sizes=(32,), max_iter=150).fit(frame)
+    assert vae._specs[0].likelihood == "discrete"
+    drawn = vae.sample(3000, random_state=0)["years"]
+    assert drawn.between(0, 18).all() and drawn.dtype == frame["years"].dtype
+    share = drawn.value_counts(normalize=True)
+    assert share[12] == pytest.approx(0.38, abs=0.05)
+    assert share.get(9, 0) < 0.01 and share.get(15, 0) < 0.01  # never seen: not filled in
+    # The counts' likelihood, fitted on the same rows, smooths the heap away.
+    counts = make_vae(hidden_layer_sizes=(32,), max_iter=150,
+                      likelihood={"years": "negbinom"}).fit(frame)
+    smooth = counts.sample(3000, random_state=0)["years"].value_counts(normalize=True)
+    assert smooth[12] < 0.25
+
+
+def test_values_beyond_the_training_range_score_lower_the_farther_out(make_vae):
+    frame = heaped_schooling()
+    vae = make_vae(hidden_layer_sizes=(32,), max_iter=30).fit(frame)
+    rows = frame.iloc[:20].copy()
+    scores = []
+    for years in (18, 19, 22, 30):
+        rows["years"] = years
+        scores.append(vae.score_samples(rows))
+    assert np.isfinite(scores).all()
+    assert (scores[1] < scores[0]).all() and (scores[2] < scores[1]).all()
+    # Past the first value out, each step costs log(rho) = -10 / 19 nats
+    # (the range 0..18 holds 19 values).
+    np.testing.assert_allclose(scores[3] - scores[2], 8 * -10 / 19, rtol=1e-4)
