@@ -55,6 +55,7 @@ from ._repr import DocLinkMixin
 from ._tables import (
     as_pandas,
     decode,
+    describe_columns,
     encode,
     enum_categories,
     from_pandas,
@@ -118,9 +119,17 @@ class VAETransformer(
         - ``"categorical"``: a softmax over the categories seen in ``fit``;
         - ``"poisson"`` and ``"negbinom"`` (negative binomial, with a learned
           dispersion per feature): counts, non-negative integers;
-        - ``"auto"``: for DataFrame columns by dtype (bool: bernoulli; category,
-          object or string: categorical; integer: negbinom, or gaussian if a value
-          is negative; float: gaussian); every column of an array is gaussian.
+        - ``"discrete"``: whole numbers, each value of the training range a
+          category of its own (heaped histograms), with geometric tails beyond;
+        - ``"lognormal"``: a Gaussian on ``log(x + shift)``, for skewed
+          non-negative columns;
+        - ``"auto"``: for DataFrame columns by dtype and range: bool:
+          bernoulli; category, object or string: categorical; integer, or
+          float holding whole numbers only: discrete when ``max - min < 100``,
+          else negbinom when no value is negative, else gaussian; other float:
+          lognormal when no value is negative and the skewness exceeds 1 and
+          the log reduces it, else gaussian. Every column of an array is
+          gaussian. ``column_likelihoods_`` shows what was chosen.
 
         - your own: a subclass of :class:`~skvae.Likelihood`, or a factory that
           takes the number of columns and returns an instance, such as
@@ -317,6 +326,15 @@ class VAETransformer(
         with ``early_stopping``, else None.
     best_validation_score_ : float or None
         Highest value in ``validation_scores_`` with ``early_stopping``, else None.
+    column_likelihoods_ : dict
+        What the model makes of each input column, by name (``feature_names_in_``,
+        or the column's index for arrays): ``{"likelihood": ..., "support":
+        ...}``, where ``likelihood`` is what ``likelihood="auto"`` (or your
+        setting) chose and ``support`` is the categories of a categorical
+        column, else ``(low, high)``, the training range that outputs are kept
+        in under ``bound_outputs`` (``"whole_numbers"`` says whether draws are
+        rounded). ``pandas.DataFrame(column_likelihoods_).T`` shows it as a
+        table.
     n_features_in_ : int
         Number of features seen during ``fit``.
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -1008,6 +1026,13 @@ class VAETransformer(
         # The optimiser's settings come with its saved state.
         state = load_state(state, lambda module: make_optimizer(module, 1e-3, 0.0))
         super().__setstate__(state)
+
+    @property
+    def column_likelihoods_(self):
+        """dict: each input column's likelihood and support (see the class's
+        Attributes)."""
+        check_is_fitted(self)
+        return describe_columns(self.module_.observation, self._specs)
 
     @property
     def _n_features_out(self):

@@ -99,6 +99,11 @@ class Likelihood(nn.Module):
         Class attribute: True when its columns hold numbers (DataFrame columns
         are then converted to float, with a clear error for anything else),
         False when :meth:`encode` takes the raw values (categories).
+    pooled : bool
+        Class attribute: True when :meth:`from_columns` must see every
+        distinct training value (categories, a range of whole numbers): under
+        a distributed fit it is then given those of every rank, so that all
+        build the same likelihood. False (the default): its own shard's.
 
     Examples
     --------
@@ -121,6 +126,7 @@ class Likelihood(nn.Module):
 
     name = None
     numeric = True
+    pooled = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -380,6 +386,67 @@ class Gaussian(Likelihood):
     def sample(self, params, generator):
         noise = torch.randn(params.shape, generator=generator, device=params.device)
         return self.mean(params + noise * self.std())
+
+
+class LogNormal(Gaussian):
+    """Normal likelihood of ``log(x + shift)``: for skewed non-negative columns
+    (prices, incomes, durations) whose long right tail a Gaussian on ``x``
+    fits only with a variance that spills below zero.
+
+    ``shift`` is 0 for a column whose training values are all positive, else
+    its smallest positive value (so a zero sits one "doubling" below it). The
+    network sees and the decoder predicts the standardised ``log(x + shift)``
+    exactly as :class:`Gaussian` does for ``x``; the log-density is reported in
+    the original units (the Jacobian ``-log(x + shift)`` included), so
+    ``score_samples`` compares with a Gaussian model's. Draws are
+    ``exp(y) - shift``, never below ``-shift``; :meth:`mean` is the
+    log-normal's mean, ``exp(mu + sigma**2 / 2) - shift``. Under a
+    distributed fit each rank learns its shift and scaling from its own shard
+    and training starts from rank 0's.
+    """
+
+    name = "lognormal"
+
+    def __init__(self, n_features, min_variance="auto"):
+        super().__init__(n_features, min_variance)
+        self.register_buffer("shift", torch.zeros(n_features))
+
+    def fit_data(self, X, columns=None):
+        values = np.asarray(take(X, columns), dtype=np.float64)
+        positive = np.where(values > 0, values, np.inf).min(axis=0)
+        positive[~np.isfinite(positive)] = 1.0
+        least = np.nanmin(np.where(np.isnan(values), np.inf, values), axis=0)
+        shift = np.where(least > 0, 0.0, positive)
+        self.shift.copy_(torch.as_tensor(shift))
+        super().fit_data(np.log(np.maximum(values + shift, _TINY)))
+
+    def _log(self, x):
+        shifted = x + self.shift.to(x.dtype)
+        return torch.log(torch.clamp(shifted, min=_TINY))
+
+    def network_input(self, x):
+        return super().network_input(self._log(x))
+
+    def log_prob(self, params, x):
+        return self.log_prob_terms(params, x).sum(-1)
+
+    def log_prob_terms(self, params, x):
+        y = self._log(x)
+        return super().log_prob_terms(params, y) - y
+
+    def mean(self, params):
+        sigma = self.std() * self.scale
+        return torch.exp(super().mean(params) + sigma.square() / 2) - self.shift
+
+    def sample(self, params, generator):
+        noise = torch.randn(params.shape, generator=generator, device=params.device)
+        # Gaussian's mean (the log's), not this class's.
+        return torch.exp(Gaussian.mean(self, params + noise * self.std())) - self.shift
+
+
+# The smallest argument of the log-normal's log: a value at or below -shift
+# (outside its support, in a held-out row) gets a very low but finite score.
+_TINY = 1e-30
 
 
 def _scale(loc, m2, n):
@@ -676,6 +743,7 @@ class Categorical(Likelihood):
 
     name = "categorical"
     numeric = False
+    pooled = True
 
     def __init__(self, categories):
         super().__init__(len(categories))
@@ -841,8 +909,9 @@ class Discrete(Categorical):
     probability; draws falling there are redrawn into the range unless
     ``bound_outputs=False`` (then they are ``low - 1`` or ``high + 1``).
 
-    In the float matrix a value ``v`` is coded ``v - low + 1`` (1 to ``high -
-    low + 1`` inside the range).
+    The float matrix holds the values themselves (so means and draws are
+    values, and the decoder exports to ONNX); inside, ``v`` is category ``v -
+    low + 1``.
 
     Parameters
     ----------
@@ -851,6 +920,7 @@ class Discrete(Categorical):
     """
 
     name = "discrete"
+    numeric = True
 
     def __init__(self, low, high):
         self.low = [int(v) for v in low]
@@ -858,8 +928,10 @@ class Discrete(Categorical):
         super().__init__([list(range(lo - 1, hi + 2)) for lo, hi in zip(self.low, self.high)])
         widths = torch.tensor([hi - lo + 1 for lo, hi in zip(self.low, self.high)],
                               dtype=torch.float64)
-        self.register_buffer("_top", widths + 1, persistent=False)  # the code of "above"
+        self.register_buffer("_top", widths + 1, persistent=False)  # the category "above"
         self.register_buffer("_log_rho", -10.0 / widths, persistent=False)
+        self.register_buffer("_origin", torch.tensor(self.low, dtype=torch.float64) - 1,
+                             persistent=False)  # the value of category 0
 
     @classmethod
     def from_columns(cls, columns, options):
@@ -871,44 +943,68 @@ class Discrete(Categorical):
         return cls([v.min() for v in values], [v.max() for v in values])
 
     def encode(self, values, names):
-        codes = np.empty(values.shape, dtype=np.float64)
-        for j, low in enumerate(self.low):
-            codes[:, j] = _whole_numbers(values[:, j], where(names, j)) - low + 1
-        return codes
+        self.check_support(values, names)
+        return values
+
+    def check_support(self, values, names):
+        for j in range(values.shape[1]):
+            _whole_numbers(values[:, j], where(names, j))
+
+    def decode(self, values):
+        return Likelihood.decode(self, values)
 
     def output_range(self, low, high):
-        # The codes of the training range: draws in the tails are redrawn.
+        # The training range: draws in the tails are redrawn.
         return low, high
 
-    def _clipped(self, x):
+    def _value(self, codes):
+        return codes + self._layout("_origin", codes.device).to(codes.dtype)
+
+    def _codes(self, x):
+        """Each value's category, the tails' values in the tails' categories."""
         top = self._layout("_top", x.device).to(x.dtype)
-        return torch.minimum(torch.maximum(x, torch.zeros_like(top)), top)
+        codes = x - self._layout("_origin", x.device).to(x.dtype)
+        return torch.minimum(torch.maximum(codes, torch.zeros_like(top)), top), codes
 
     def network_input(self, x):
-        return super().network_input(self._clipped(x))
+        return super().network_input(self._codes(x)[0])
 
     def log_prob_terms(self, params, x):
-        inside = self._clipped(x)
+        inside, codes = self._codes(x)
         terms = super().log_prob_terms(params, inside)
         log_rho = self._layout("_log_rho", x.device).to(terms.dtype)
         tail = (inside == 0) | (inside == self._layout("_top", x.device).to(x.dtype))
         # log(1 - rho) for a value in a tail, and log(rho) per step beyond its first.
         extra = torch.where(tail, torch.log(-torch.expm1(log_rho)), 0.0)
-        return terms + extra + (x - inside).abs().to(terms.dtype) * log_rho
+        return terms + extra + (codes - inside).abs().to(terms.dtype) * log_rho
+
+    def impute(self, params, weights):
+        return self._value(super().impute(params, weights))
+
+    def mean(self, params):
+        return self._value(super().mean(params))
+
+    def sample(self, params, generator):
+        return self._value(super().sample(params, generator))
 
 
 def _whole_numbers(values, label):
     """``values`` (raw, of the column ``label`` names) as float64 whole
     numbers, NaN where missing; a clear error for anything else."""
-    pd = _pandas()
-    column = pd.Series(np.asarray(values, dtype=object))
-    numbers = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    bad = (np.isnan(numbers) & ~column.isna().to_numpy()) | np.isinf(numbers)
+    if getattr(values, "dtype", None) is not None and values.dtype.kind in "biuf":
+        numbers = np.asarray(values, dtype=np.float64)
+        bad = np.isinf(numbers)
+    else:
+        pd = _pandas()
+        column = pd.Series(np.asarray(values, dtype=object))
+        numbers = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64,
+                                                                   na_value=np.nan)
+        bad = (np.isnan(numbers) & ~column.isna().to_numpy()) | np.isinf(numbers)
     bad |= ~np.isnan(numbers) & (numbers != np.round(numbers))
     if bad.any():
         raise ValueError(
-            f"{label.capitalize()} holds {column[bad].iloc[0]!r}, but likelihood='discrete' "
-            "is for whole numbers."
+            f"{label.capitalize()} holds {np.asarray(values, dtype=object)[bad][0]!r}, but "
+            "likelihood='discrete' is for whole numbers."
         )
     return numbers
 
@@ -926,7 +1022,8 @@ def _categories(column):
 
 LIKELIHOODS = {
     cls.name: cls
-    for cls in (Gaussian, Bernoulli, Poisson, NegativeBinomial, Categorical, Discrete)
+    for cls in (Gaussian, LogNormal, Bernoulli, Poisson, NegativeBinomial, Categorical,
+                Discrete)
 }
 
 
@@ -1060,11 +1157,22 @@ class Observation(nn.Module):
         self.support_high.copy_(torch.as_tensor(high))
         self.support_integer.copy_(torch.as_tensor(integer & np.isfinite(low)))
 
+    def _range(self, like):
+        """The columns' ranges in ``like``'s dtype and device, rounded inward
+        (a float32 bound may round past the float64 one)."""
+        low, high = self.support_low.to(like.device), self.support_high.to(like.device)
+        low_, high_ = low.to(like.dtype), high.to(like.dtype)
+        # A step of about one unit in the last place (nextafter does not
+        # export to ONNX); where the bound is exact, nothing moves.
+        step = torch.finfo(like.dtype).eps
+        low_ = torch.where(low_.to(low.dtype) < low, low_ + low_.abs() * step, low_)
+        high_ = torch.where(high_.to(high.dtype) > high, high_ - high_.abs() * step, high_)
+        return low_, high_
+
     def bound(self, x, draws=False):
         """``x`` (values of every column) moved into each column's training
         range; for ``draws``, also rounded where the column holds whole numbers."""
-        low = self.support_low.to(x.device, x.dtype)
-        high = self.support_high.to(x.device, x.dtype)
+        low, high = self._range(x)
         x = torch.minimum(torch.maximum(x, low), high)
         if draws:
             x = torch.where(self.support_integer.to(x.device), x.round(), x)
@@ -1122,8 +1230,7 @@ class Observation(nn.Module):
         x = draw()
         if not bounded:
             return x
-        low = self.support_low.to(x.device, x.dtype)
-        high = self.support_high.to(x.device, x.dtype)
+        low, high = self._range(x)
         for _ in range(self.REDRAWS):
             outside = (x < low) | (x > high)
             if not bool(outside.any()):

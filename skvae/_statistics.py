@@ -189,7 +189,7 @@ def column_ranges(X, columns=None, chunk_rows=4096):
 
     >>> import numpy as np
     >>> column_ranges(np.array([[0.0, 1.5], [3.0, np.nan], [2.0, -1.0]]))
-    (array([ 0. , -1. ]), array([3. , 1.5]), array([ True, False]))
+    (array([ 0., -1.]), array([3. , 1.5]), array([ True, False]))
     """
     n_columns = X.shape[1] if columns is None else len(columns)
     low, high = np.full(n_columns, np.inf), np.full(n_columns, -np.inf)

@@ -18,7 +18,9 @@ The automatic rule (``likelihood="auto"``), for DataFrame columns by dtype:
   values come back heaped); wider, ``"negbinom"`` when no value is negative
   (counts, amounts, prices), else ``"gaussian"`` (rounded back to integers on
   the way out)
-* float -> ``"gaussian"``
+* float -> ``"lognormal"`` when no value is negative and the column is
+  skewed to the right (skewness above SKEWED, 1, and more symmetric after the
+  log: prices, incomes, durations), else ``"gaussian"``
 
 Plain arrays carry no per-column dtypes, so under ``"auto"`` every column of an
 array is ``"gaussian"``.
@@ -32,9 +34,9 @@ from ._likelihoods import LIKELIHOODS, Likelihood, Observation, build_likelihood
 
 AUTO = "auto"
 MAX_DISCRETE_VALUES = 100
-# Under likelihood="auto", ranks may read an integer column differently (each
-# sees its own shard's range): they agree on the widest reading.
-_INTEGER_READINGS = ("discrete", "negbinom", "gaussian")
+# Under likelihood="auto", ranks may read a numeric column differently (each
+# sees its own shard's range and shape): they agree on the widest reading.
+_NUMERIC_READINGS = ("discrete", "negbinom", "lognormal", "gaussian")
 
 
 @dataclass(frozen=True)
@@ -153,11 +155,34 @@ def _auto_likelihood(column, name):
             if high - low < MAX_DISCRETE_VALUES:
                 return "discrete"
             return "negbinom" if low >= 0 else "gaussian"
-        return "negbinom" if integer else "gaussian"
+        if integer:
+            return "negbinom"
+        return "lognormal" if _right_skewed(observed) else "gaussian"
     raise ValueError(
         f"Column {name!r} has dtype {dtype}, which fits no likelihood; convert it to a "
         "number, bool or category, or drop it."
     )
+
+
+# A non-negative float column is log-normal under "auto" when its skewness
+# exceeds this and the log (shifted past its zeros) makes it more symmetric.
+SKEWED = 1.0
+
+
+def _right_skewed(values):
+    """Whether the observed ``values`` of a float column are non-negative and
+    skewed to the right enough for a log-normal (see :data:`SKEWED`)."""
+    finite = values[np.isfinite(values)]
+    if finite.size < 3 or finite.min() < 0 or not (finite > 0).any():
+        return False
+    shift = 0.0 if finite.min() > 0 else finite[finite > 0].min()
+    raw, logged = _skewness(finite), _skewness(np.log(finite + shift))
+    return raw > SKEWED and abs(logged) < raw
+
+
+def _skewness(values):
+    spread = values.std()
+    return 0.0 if spread == 0 else float(np.mean(((values - values.mean()) / spread) ** 3))
 
 
 def is_valid_likelihood(value, known):
@@ -221,14 +246,15 @@ def build_observation(X, specs, options, collective=None):
     """The joint likelihood of ``X``'s rows: one likelihood per group of columns
     that share one, built from their raw training values.
 
-    Under a distributed ``collective``, a likelihood whose columns are not
-    numbers (categories) is built from the distinct values seen on any rank,
-    so every rank builds the same one.
+    Under a distributed ``collective``, a likelihood that needs every distinct
+    value (categories, a range of whole numbers: its ``pooled`` attribute) is
+    built from the distinct values seen on any rank, so every rank builds the
+    same one.
     """
     groups = []
     for factory, columns in group_columns(specs).items():
         values = [_column(X, j) for j in columns]
-        if collective is not None and collective.distributed and not _numeric(factory):
+        if collective is not None and collective.distributed and _pooled(factory):
             values = [_union(collective, column) for column in values]
         groups.append((factory, values, columns))
 
@@ -241,10 +267,10 @@ def build_observation(X, specs, options, collective=None):
     return build() if collective is None else collective.checked(build)
 
 
-def _numeric(factory):
+def _pooled(factory):
     if isinstance(factory, str):
         factory = LIKELIHOODS[factory]
-    return getattr(getattr(factory, "func", factory), "numeric", True)
+    return getattr(getattr(factory, "func", factory), "pooled", False)
 
 
 def _union(collective, column):
@@ -260,7 +286,7 @@ def merge_specs(collective, specs):
     """The column specs every rank agrees on: where the automatic rule read a
     column of whole numbers differently on different ranks (their ranges
     differ), every rank takes the widest reading (discrete, then counts, then
-    Gaussian)."""
+    log-normal, then Gaussian)."""
     if not collective.distributed:
         return specs
     local = [s.likelihood if isinstance(s.likelihood, str) else None for s in specs]
@@ -269,12 +295,12 @@ def merge_specs(collective, specs):
     for j, spec in enumerate(specs):
         seen = {part[j] for part in keys}
         if len(seen) > 1:
-            if not seen <= set(_INTEGER_READINGS):
+            if not seen <= set(_NUMERIC_READINGS):
                 raise ValueError(
                     f"Column {spec.name!r} is read as {sorted(map(str, seen))} on different "
                     "ranks; give likelihood= explicitly for it."
                 )
-            widest = max(seen, key=_INTEGER_READINGS.index)
+            widest = max(seen, key=_NUMERIC_READINGS.index)
             spec = ColumnSpec(spec.name, widest, spec.dtype)
         merged.append(spec)
     return merged
@@ -383,3 +409,28 @@ def _as_dtype(column, dtype):
             high = np.nextafter(high, -np.inf)
         return np.clip(np.rint(np.asarray(column, dtype=np.float64)), limits.min, high)
     return column
+
+
+def describe_columns(observation, specs):
+    """What the fitted ``observation`` models in each column of ``specs``: a
+    dict from the column's name to its likelihood (a built-in's name, or a
+    user's class or factory) and support: the categories for categorical
+    columns, else ``(low, high)``, the range its outputs are kept in (see
+    :meth:`~skvae._likelihoods.Likelihood.output_range`; infinite where
+    unbounded), with ``"whole_numbers"`` telling whether draws are rounded."""
+    low, high = observation.support_low.tolist(), observation.support_high.tolist()
+    whole = observation.support_integer.tolist()
+    summary = {}
+    for lik, cols in zip(observation.likelihoods, observation.columns):
+        for position, j in enumerate(cols):
+            entry = {"likelihood": specs[j].likelihood}
+            if hasattr(lik, "low"):  # discrete: codes back to the column's values
+                entry["support"] = (lik.low[position], lik.high[position])
+                entry["whole_numbers"] = True
+            elif hasattr(lik, "categories"):
+                entry["support"] = list(lik.categories[position])
+            else:
+                entry["support"] = (low[j], high[j])
+                entry["whole_numbers"] = bool(whole[j])
+            summary[specs[j].name] = entry
+    return summary

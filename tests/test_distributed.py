@@ -167,13 +167,14 @@ def test_categories_and_count_rule_are_merged_across_ranks(tmp_path):
         pd.DataFrame({"x": rng.normal(size=80), "kind": rng.choice(["a", "b"], 80),
                       "n": rng.poisson(3, 80)}),
         pd.DataFrame({"x": rng.normal(size=60), "kind": rng.choice(["b", "c"], 60),
-                      "n": rng.randint(0, 5000, 60)}),  # beyond the count range here
+                      "n": rng.randint(0, 5000, 60)}),  # beyond the discrete range here
     ]
     a, b = run_ranks(tmp_path, frames, {"max_iter": 3, "random_state": 0})
     for fitted in (a, b):
         heads = {type(lik).__name__: lik for lik in fitted.module_.observation.likelihoods}
         assert heads["Categorical"].categories == [("a", "b", "c")]
-        assert [s.likelihood for s in fitted._specs] == ["gaussian", "categorical", "gaussian"]
+        # Rank 0 reads "n" as discrete, rank 1 as counts: both take counts.
+        assert [s.likelihood for s in fitted._specs] == ["gaussian", "categorical", "negbinom"]
 
 
 @pytest.mark.slow

@@ -8,6 +8,7 @@ from scipy import stats
 
 from skvae._likelihoods import (
     Discrete,
+    LogNormal,
     Bernoulli,
     Categorical,
     Gaussian,
@@ -430,7 +431,7 @@ def test_discrete_is_a_probability_over_all_integers():
     lik = Discrete([2], [6]).double()
     params = torch.tensor(np.random.RandomState(0).normal(size=(1, lik.n_params)))
     values = np.arange(-200, 209, dtype=float)[:, None]
-    x = torch.tensor(lik.encode(values.astype(object), ["v"]))
+    x = torch.tensor(lik.encode(values, ["v"]))
     probs = lik.log_prob(params.expand(len(values), -1), x).exp().numpy()
     assert probs.sum() == pytest.approx(1.0, abs=1e-9)
     # Beyond the range the probability falls geometrically, step by step.
@@ -438,11 +439,40 @@ def test_discrete_is_a_probability_over_all_integers():
     assert np.all(np.diff(probs[values[:, 0] >= 7]) < 0)
 
 
-def test_discrete_codes_values_and_refuses_fractions():
+def test_discrete_keeps_values_and_refuses_fractions():
     lik = Discrete.from_columns([pd.Series([3, 5, None], dtype="Int64", name="n")], {})
     assert (lik.low, lik.high) == ([3], [5])
-    values = np.array([[3], [5], [pd.NA], [9]], dtype=object)
-    np.testing.assert_array_equal(lik.encode(values, ["n"])[:, 0], [1, 3, np.nan, 7])
-    assert [list(c) for c in lik.decode(np.array([[1.0], [3.0]]))] == [[3, 5]]
+    values = np.array([[3.0], [5.0], [np.nan], [9.0]])
+    np.testing.assert_array_equal(lik.encode(values, ["n"]), values)
     with pytest.raises(ValueError, match="Column 'n' holds 2.5.*whole numbers"):
-        lik.encode(np.array([[2.5]], dtype=object), ["n"])
+        lik.encode(np.array([[2.5]]), ["n"])
+    # Means and draws are values of the range (categories inside are v - low + 1).
+    params = torch.full((4, lik.n_params), -5.0)
+    params[:, 2] = 5.0  # the category of the value 4
+    assert lik.mean(params).tolist() == [[4.0]] * 4
+    drawn = lik.sample(params, torch.Generator().manual_seed(0))
+    assert set(drawn.flatten().tolist()) <= {2.0, 3.0, 4.0, 5.0, 6.0}
+
+
+def test_lognormal_log_prob_matches_scipy_and_draws_stay_above_the_shift():
+    rng = np.random.RandomState(0)
+    X = np.column_stack([np.exp(rng.normal(1.0, 0.8, size=300)),
+                         np.where(rng.uniform(size=300) < 0.3, 0.0,
+                                  np.exp(rng.normal(size=300)))])
+    lik = LogNormal(2).double()
+    lik.fit_data(X)
+    shift = lik.shift.numpy()
+    assert shift[0] == 0 and shift[1] == X[X[:, 1] > 0, 1].min()
+    params = torch.tensor(rng.normal(size=(300, 2)) * 0.3)
+    x = torch.tensor(X)
+    with torch.no_grad():
+        mu = (lik.loc + lik.scale * params).numpy()
+        sigma = (lik.std() * lik.scale).numpy()
+        got = lik.log_prob_terms(params, x).numpy()
+        expected = stats.lognorm(s=sigma, scale=np.exp(mu), loc=-shift).logpdf(X)
+        np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-9)
+        drawn = lik.sample(params, torch.Generator().manual_seed(0)).numpy()
+        mean = lik.mean(params).numpy()
+    assert (drawn > -shift).all()
+    np.testing.assert_allclose(mean, stats.lognorm(s=sigma, scale=np.exp(mu),
+                                                   loc=-shift).mean(), rtol=1e-9)
