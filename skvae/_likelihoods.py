@@ -978,11 +978,29 @@ class Discrete(Categorical):
         extra = torch.where(tail, torch.log(-torch.expm1(log_rho)), 0.0)
         return terms + extra + (codes - inside).abs().to(terms.dtype) * log_rho
 
+    def _expected(self, params, weights=None):
+        """Each column's expected category under ``params`` (or, with
+        importance ``weights`` over their first axis, under the mixture)."""
+        _, exp, sums = self._normalise(params)
+        share = exp / self._per_input(sums)
+        if weights is not None:
+            share = (weights.unsqueeze(-1) * share).sum(0)
+        column = self._layout("_input_column", params.device)
+        offsets = self._layout("_offsets", params.device)
+        position = torch.arange(self.n_params, device=params.device) - offsets[column]
+        rows = (share * position.to(share.dtype)).reshape(-1, self.n_params)
+        out = rows.new_zeros(rows.shape[0], self.n_features).index_add(-1, column, rows)
+        return out.reshape(share.shape[:-1] + (self.n_features,))
+
     def impute(self, params, weights):
-        return self._value(super().impute(params, weights))
+        """The mixture's mean (a number, not its most probable value: the
+        imputation with the least squared error)."""
+        return self._value(self._expected(params, weights))
 
     def mean(self, params):
-        return self._value(super().mean(params))
+        """The expected value (rounded to a whole number for integer
+        DataFrame columns by ``inverse_transform``)."""
+        return self._value(self._expected(params))
 
     def sample(self, params, generator):
         return self._value(super().sample(params, generator))

@@ -447,9 +447,12 @@ def test_discrete_keeps_values_and_refuses_fractions():
     with pytest.raises(ValueError, match="Column 'n' holds 2.5.*whole numbers"):
         lik.encode(np.array([[2.5]]), ["n"])
     # Means and draws are values of the range (categories inside are v - low + 1).
-    params = torch.full((4, lik.n_params), -5.0)
+    params = torch.full((4, lik.n_params), -5.0, dtype=torch.float64)
     params[:, 2] = 5.0  # the category of the value 4
-    assert lik.mean(params).tolist() == [[4.0]] * 4
+    probs = torch.softmax(params[0], -1)
+    expected = float((probs * torch.arange(2.0, 7.0, dtype=torch.float64)).sum())
+    np.testing.assert_allclose(lik.double().mean(params).numpy(), expected, rtol=1e-12)
+    assert expected == pytest.approx(4.0, abs=0.01)
     drawn = lik.sample(params, torch.Generator().manual_seed(0))
     assert set(drawn.flatten().tolist()) <= {2.0, 3.0, 4.0, 5.0, 6.0}
 
