@@ -125,11 +125,11 @@ class VAETransformer(
           non-negative columns;
         - ``"auto"``: for DataFrame columns by dtype and range: bool:
           bernoulli; category, object or string: categorical; integer, or
-          float holding whole numbers only: discrete when ``max - min < 100``,
-          else negbinom when no value is negative, else gaussian; other float:
-          lognormal when no value is negative and the skewness exceeds 1 and
-          the log reduces it, else gaussian. Every column of an array is
-          gaussian. ``column_likelihoods_`` shows what was chosen.
+          float holding whole numbers only: discrete when ``max - min < 100``;
+          any other number: lognormal when no value is negative and the
+          skewness exceeds 1 and the log reduces it, else gaussian. Every
+          column of an array is gaussian. ``column_likelihoods_`` shows what
+          was chosen.
 
         - your own: a subclass of :class:`~skvae.Likelihood`, or a factory that
           takes the number of columns and returns an instance, such as

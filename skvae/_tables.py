@@ -15,12 +15,11 @@ The automatic rule (``likelihood="auto"``), for DataFrame columns by dtype:
   column with missing values, read as float) -> ``"discrete"`` when its
   training values span at most MAX_DISCRETE_VALUES integers (ratings, years of
   schooling, months of tenure: each value gets its own probability, so heaped
-  values come back heaped); wider, ``"negbinom"`` when no value is negative
-  (counts, amounts, prices), else ``"gaussian"`` (rounded back to integers on
-  the way out)
-* float -> ``"lognormal"`` when no value is negative and the column is
-  skewed to the right (skewness above SKEWED, 1, and more symmetric after the
-  log: prices, incomes, durations), else ``"gaussian"``
+  values come back heaped); wider ones as other numbers:
+* any other number -> ``"lognormal"`` when no value is negative and the column
+  is skewed to the right (skewness above SKEWED, 1, and more symmetric after
+  the log: prices, incomes, amounts, durations), else ``"gaussian"``; integer
+  columns come back rounded to integers
 
 Plain arrays carry no per-column dtypes, so under ``"auto"`` every column of an
 array is ``"gaussian"``.
@@ -36,7 +35,7 @@ AUTO = "auto"
 MAX_DISCRETE_VALUES = 100
 # Under likelihood="auto", ranks may read a numeric column differently (each
 # sees its own shard's range and shape): they agree on the widest reading.
-_NUMERIC_READINGS = ("discrete", "negbinom", "lognormal", "gaussian")
+_NUMERIC_READINGS = ("discrete", "lognormal", "gaussian")
 
 
 @dataclass(frozen=True)
@@ -151,12 +150,8 @@ def _auto_likelihood(column, name):
         observed = column.dropna().to_numpy(dtype=np.float64)
         if observed.size and not np.isinf(observed).any() and (
                 integer or (observed == np.round(observed)).all()):
-            low, high = observed.min(), observed.max()
-            if high - low < MAX_DISCRETE_VALUES:
+            if observed.max() - observed.min() < MAX_DISCRETE_VALUES:
                 return "discrete"
-            return "negbinom" if low >= 0 else "gaussian"
-        if integer:
-            return "negbinom"
         return "lognormal" if _right_skewed(observed) else "gaussian"
     raise ValueError(
         f"Column {name!r} has dtype {dtype}, which fits no likelihood; convert it to a "
@@ -285,8 +280,8 @@ def _union(collective, column):
 def merge_specs(collective, specs):
     """The column specs every rank agrees on: where the automatic rule read a
     column of whole numbers differently on different ranks (their ranges
-    differ), every rank takes the widest reading (discrete, then counts, then
-    log-normal, then Gaussian)."""
+    differ), every rank takes the widest reading (discrete, then log-normal,
+    then Gaussian)."""
     if not collective.distributed:
         return specs
     local = [s.likelihood if isinstance(s.likelihood, str) else None for s in specs]

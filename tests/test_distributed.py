@@ -173,8 +173,8 @@ def test_categories_and_count_rule_are_merged_across_ranks(tmp_path):
     for fitted in (a, b):
         heads = {type(lik).__name__: lik for lik in fitted.module_.observation.likelihoods}
         assert heads["Categorical"].categories == [("a", "b", "c")]
-        # Rank 0 reads "n" as discrete, rank 1 as counts: both take counts.
-        assert [s.likelihood for s in fitted._specs] == ["gaussian", "categorical", "negbinom"]
+        # Rank 0 reads "n" as discrete, rank 1 as Gaussian: both take Gaussian.
+        assert [s.likelihood for s in fitted._specs] == ["gaussian", "categorical", "gaussian"]
 
 
 @pytest.mark.slow

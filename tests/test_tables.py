@@ -25,8 +25,9 @@ def test_auto_rule_by_dtype(table):
     assert isinstance(categorical, Categorical) and observation.columns[1] == [1, 2]
     assert categorical.categories[0] == ("a", "b", "c")  # only categories seen in the data
     # Whole numbers: discrete over a range of at most 100 values (floats too,
-    # as an integer column with missing values is read), else counts when not
-    # negative, else Gaussian.
+    # as an integer column with missing values is read), else as other
+    # numbers: log-normal when not negative and skewed, else Gaussian.
+    skewed = np.r_[np.zeros(5, dtype=int), np.arange(1, 10) ** 4]
     whole = pd.DataFrame({
         "n": np.array([-1, 2, 3]), "amount": np.array([0, 5, 150000]),
         "signed": np.array([-500, 0, 500]), "years": [12.0, np.nan, 16.0],
@@ -34,9 +35,11 @@ def test_auto_rule_by_dtype(table):
         "edge": np.array([1, 100, 50]),
     })
     assert [s.likelihood for s in column_specs(whole, "auto", KNOWN)] == [
-        "discrete", "negbinom", "gaussian", "discrete", "discrete", "negbinom", "gaussian",
+        "discrete", "gaussian", "gaussian", "discrete", "discrete", "gaussian", "gaussian",
         "discrete",
     ]
+    assert column_specs(pd.DataFrame({"price": skewed}), "auto", KNOWN)[0].likelihood == (
+        "lognormal")
     assert column_specs(np.zeros((3, 2)), "auto", KNOWN)[1].likelihood == "gaussian"
 
 
