@@ -4,10 +4,11 @@ A mixed table: numbers, counts, categories
 ==========================================
 
 Real tables mix kinds of data. :class:`~skvae.VAETransformer` takes a pandas
-DataFrame as it is and gives each column a likelihood by its dtype: a float
-column is Gaussian, a column of non-negative integers is a count (negative
-binomial), a categorical column gets a softmax over its categories and a bool
-column is Bernoulli (see :ref:`tables_and_images`).
+DataFrame as it is and gives each column a likelihood by its dtype and range:
+a skewed non-negative float column is log-normal (other floats Gaussian), a
+column of whole numbers over a range of at most 100 values is discrete (each
+value a probability of its own), a categorical column gets a softmax over its
+categories and a bool column is Bernoulli (see :ref:`tables_and_images`).
 
 This example makes a small synthetic table of customers of a subscription
 service, in which the columns depend on each other, fits a VAE to it, and
@@ -67,6 +68,12 @@ vae.fit(table)
 print(f"trained for {vae.n_iter_} epochs")
 
 # %%
+# ``column_likelihoods_`` says what the automatic rule chose for each column,
+# and the support that ``sample`` and ``inverse_transform`` keep it in: the
+# categories, or the training range.
+print(pd.DataFrame(vae.column_likelihoods_).T)
+
+# %%
 # New rows from the model
 # -----------------------
 # ``sample`` returns a DataFrame with the table's columns and dtypes: plans
@@ -102,25 +109,27 @@ bins = np.linspace(low, table["monthly_spend"].max(), 40)
 axes[1].hist(table["monthly_spend"], bins=bins, density=True, **real_style)
 axes[1].hist(synthetic["monthly_spend"], bins=bins, density=True, **sampled_style)
 axes[1].set_xlabel("monthly spend")
-axes[1].set_title("monthly_spend (Gaussian)")
+axes[1].set_title("monthly_spend (log-normal)")
 
 bins = np.arange(0, np.percentile(table["logins"], 99) + 2) - 0.5
 axes[2].hist(table["logins"], bins=bins, density=True, **real_style)
 axes[2].hist(synthetic["logins"], bins=bins, density=True, **sampled_style)
 axes[2].set_xlabel("logins last month")
-axes[2].set_title("logins (negative binomial)")
+axes[2].set_title("logins (discrete)")
 axes[2].legend()
 plt.show()
 
 # %%
-# The plans' shares are close, the rare one included, and the counts keep
-# their skewed shape. The spend is the hardest column: the Gaussian likelihood
-# gives it one variance whatever the plan, so the sampled spend is blurred
-# where the real one has narrow peaks, and it knows nothing of the column's
-# sign, so a few sampled spends fall below zero. Modelling the logarithm of
-# such a column instead (and exponentiating the samples) keeps them positive.
+# The plans' shares are close, the rare one included, and the logins keep
+# their skewed shape. The spend is the hardest column: its likelihood gives it
+# one variance (on the log scale) whatever the plan, so the sampled spend is
+# blurred where the real one has narrow peaks. Being log-normal, and kept
+# within the training range (``bound_outputs=True``, the default), no sampled
+# spend falls below zero or above the largest real one.
 negative = (synthetic["monthly_spend"] < 0).mean()
 print(f"share of sampled spends below zero: {negative:.1%}")
+print(f"largest sampled spend {synthetic['monthly_spend'].max():.2f}, "
+      f"largest real {table['monthly_spend'].max():.2f}")
 
 # %%
 # Sampled against real: relations between columns
