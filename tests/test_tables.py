@@ -291,3 +291,20 @@ def test_skewed_positive_columns_are_log_normal_and_keep_their_shape(make_vae):
     # kept in the range, pile mass near the bottom and spread the middle.
     assert tail_error("lognormal").max() < 0.35
     assert tail_error("lognormal").mean() < tail_error("gaussian").mean()
+
+
+def test_discrete_and_log_normal_columns_take_missing_values(make_vae):
+    frame = heaped_schooling(300)
+    holes = np.random.RandomState(1).uniform(size=frame.shape) < 0.2
+    incomplete = frame.astype({"years": "Int64"}).mask(holes)
+    vae = make_vae(max_iter=5, likelihood={"income": "lognormal"}).fit(incomplete)
+    assert [c["likelihood"] for c in vae.column_likelihoods_.values()] == [
+        "discrete", "lognormal"]
+    assert np.isfinite(vae.transform(incomplete)).all()
+    assert np.isfinite(vae.score_samples(incomplete)).all()
+    from skvae import VAEImputer
+
+    filled = VAEImputer(make_vae(max_iter=5, likelihood={"income": "lognormal"}))
+    filled = filled.fit_transform(incomplete)
+    assert filled.notna().all().all()
+    assert filled["years"].between(0, 18).all() and (filled["income"] > 0).all()
