@@ -61,6 +61,7 @@ from ._tables import (
     from_pandas,
     is_dataframe,
     missing_entries,
+    readable,
 )
 from ._training import (
     TrainingDivergedError,
@@ -758,8 +759,9 @@ class VAETransformer(
                 f"{type(X).__name__}."
             )
         else:
-            X = validate_data(self, X, reset=reset, dtype=(np.float64, np.float32),
-                              ensure_all_finite="allow-nan")
+            with readable(X):
+                X = validate_data(self, X, reset=reset, dtype=(np.float64, np.float32),
+                                  ensure_all_finite="allow-nan")
         return X
 
     def _apply(self, X, function, batch_size=EVAL_BATCH_SIZE):
@@ -833,7 +835,8 @@ class VAETransformer(
         return self._as_fitted_library(decoded_rows(self, out))
 
     def _validate_codes(self, Z):
-        Z = check_array(Z, dtype=(np.float64, np.float32), input_name="X")
+        with readable(Z, role="codes"):
+            Z = check_array(Z, dtype=(np.float64, np.float32), input_name="X")
         if Z.shape[1] != self.module_.n_components:
             raise ValueError(
                 f"X has {Z.shape[1]} columns, but inverse_transform expects latent "

@@ -34,7 +34,7 @@ from ._estimator import (
 )
 from ._likelihoods import observed
 from ._repr import DocLinkMixin
-from ._tables import as_pandas, enum_categories, from_pandas, is_dataframe
+from ._tables import as_pandas, enum_categories, from_pandas, is_dataframe, readable
 from ._warn import warn
 
 
@@ -283,7 +283,8 @@ class VAEImputer(TransformerMixin, DocLinkMixin, BaseEstimator):
         if is_dataframe(X):
             validate_data(self, X, reset=reset, skip_check_array=True)
             return X
-        return validate_data(self, X, reset=reset, dtype=None, ensure_all_finite=False)
+        with readable(X, role="imputer"):
+            return validate_data(self, X, reset=reset, dtype=None, ensure_all_finite=False)
 
     def _missing(self, X):
         """Boolean mask of the entries equal to ``missing_values`` (and, in
@@ -321,7 +322,10 @@ class VAEImputer(TransformerMixin, DocLinkMixin, BaseEstimator):
         floating = values.dtype.kind == "f"
         if not missing.any() and floating:
             return X
-        out = np.array(values, dtype=values.dtype if floating else np.float64)
+        if values.dtype.kind in "OUS":  # a string placeholder is no number to read
+            values = np.where(missing, None, values.astype(object))
+        with readable(values, role="imputer"):
+            out = np.array(values, dtype=values.dtype if floating else np.float64)
         out[missing] = np.nan
         return out
 

@@ -25,9 +25,13 @@ Plain arrays carry no per-column dtypes, so under ``"auto"`` every column of an
 array is ``"gaussian"``.
 """
 
+import contextlib
+from collections.abc import Sequence
 from dataclasses import dataclass
+from numbers import Number
 
 import numpy as np
+import scipy.sparse as sp
 
 from ._likelihoods import LIKELIHOODS, Likelihood, Observation, build_likelihood
 
@@ -429,3 +433,109 @@ def describe_columns(observation, specs):
                 entry["whole_numbers"] = bool(whole[j])
             summary[specs[j].name] = entry
     return summary
+
+
+# --------------------------------------------------- inputs that are not tables
+# What an input NumPy cannot read as numbers is told to become. The checks run
+# only on failure (NumPy's "could not convert string to float"), or cost a type
+# test, so well-formed input pays nothing.
+
+# The strings of an array or a list of rows, by what the estimator wanted of it.
+_STRING_ADVICE = {
+    "data": "the columns of an array or a list of rows are read as numbers. Pass a "
+            "pandas (or polars) DataFrame, whose string columns are modelled as "
+            "categorical, or encode the column as numbers (with scikit-learn's "
+            "OrdinalEncoder, say).",
+    "codes": "inverse_transform decodes latent codes, which are numbers (as transform "
+             "returns them).",
+}
+_STRING_ADVICE["imputer"] = _STRING_ADVICE["data"] + (
+    " If {value!r} marks the missing entries, set missing_values={value!r}.")
+
+# What to pass instead of an AnnData, and where the results go.
+_MATRIX = "pass its matrix, adata.X, or a layer, such as adata.layers['counts'], and "
+_ANNDATA_ADVICE = {
+    "data": _MATRIX + "store the codes in adata.obsm, as in "
+            "adata.obsm['X_vae'] = vae.fit_transform(adata.X).",
+    "codes": "pass the latent codes: store those of transform in adata.obsm, as in "
+             "adata.obsm['X_vae'] = vae.transform(adata.X), and decode them with "
+             "vae.inverse_transform(adata.obsm['X_vae']).",
+    "imputer": _MATRIX + "store the imputed matrix in a layer, as in "
+               "adata.layers['imputed'] = imputer.fit_transform(adata.X).",
+}
+
+_ARRAY_INTERFACES = ("__array__", "__array_interface__", "__array_struct__", "__dlpack__")
+
+
+@contextlib.contextmanager
+def readable(X, role="data"):
+    """Check that ``X`` is something NumPy or pandas reads, and turn NumPy's
+    failure to read a string of ``X`` as a number inside the block into a
+    ValueError that names the column and says what to do. ``role`` is what
+    ``X`` should be: "data" (rows to model), "codes" (latent codes) or
+    "imputer" (rows to impute)."""
+    _check_container(X, role)
+    try:
+        yield
+    except ValueError as exc:
+        if "could not convert string to float" not in str(exc):
+            raise
+        found = _first_string(X)
+        if found is None:
+            raise
+        column, value = found
+        where = "X" if column is None else f"Column {column}"
+        raise ValueError(f"{where} holds strings such as {value!r}, but "
+                         + _STRING_ADVICE[role].format(value=value)) from None
+
+
+def _check_container(X, role):
+    """A TypeError saying what to pass when ``X`` is an AnnData, a string or
+    an object with no array or table interface."""
+    kind = type(X)
+    if any(c.__name__ == "AnnData" and c.__module__.split(".")[0] == "anndata"
+           for c in kind.__mro__):
+        raise TypeError(
+            "X is an AnnData object, which skvae does not read: " + _ANNDATA_ADVICE[role])
+    if isinstance(X, (str, bytes)) or not (
+        X is None or isinstance(X, (Sequence, Number, np.ndarray, np.generic))
+        or any(hasattr(X, name) for name in _ARRAY_INTERFACES)
+        or sp.issparse(X) or is_dataframe(X) or _foreign_frame(X) is not None
+    ):
+        name = kind.__qualname__ if kind.__module__ == "builtins" else (
+            f"{kind.__module__}.{kind.__qualname__}")
+        raise TypeError(
+            f"X is a {name}, which has no array or "
+            "table interface: pass a 2-D NumPy array (or anything np.asarray reads "
+            "as one, such as a list of rows) or a pandas or polars DataFrame.")
+
+
+def _first_string(X):
+    """``(column, value)`` of the first string in ``X`` that is not a number
+    (column None for a 1-D ``X``), or None where there is none to name."""
+    try:
+        values = np.asarray(X, dtype=object)
+    except (TypeError, ValueError):  # ragged rows, say
+        return None
+    if values.ndim not in (1, 2):
+        return None
+    columns = values[:, None] if values.ndim == 1 else values
+    for j in range(columns.shape[1]):
+        try:
+            columns[:, j].astype(np.float64)
+            continue
+        except (TypeError, ValueError):
+            pass
+        for value in columns[:, j]:
+            if isinstance(value, (str, bytes)) and not _is_number(value):
+                text = str(value) if isinstance(value, str) else bytes(value)
+                return (None if values.ndim == 1 else j), text
+    return None
+
+
+def _is_number(text):
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
