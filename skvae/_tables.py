@@ -505,7 +505,7 @@ def _check_container(X, role):
         name = kind.__qualname__ if kind.__module__ == "builtins" else (
             f"{kind.__module__}.{kind.__qualname__}")
         raise TypeError(
-            f"X is a {name}, which has no array or "
+            f"X is of type {name}, which has no array or "
             "table interface: pass a 2-D NumPy array (or anything np.asarray reads "
             "as one, such as a list of rows) or a pandas or polars DataFrame.")
 

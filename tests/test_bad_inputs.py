@@ -35,6 +35,23 @@ INTERNAL = re.compile(
 )
 
 
+class AnnData:
+    """A stand-in for anndata's AnnData (which skvae does not depend on): an
+    object with no array interface, from the anndata package."""
+
+    def __init__(self, X):
+        self.X = X
+        self.shape = X.shape
+
+    def __eq__(self, other):  # for the check that the input is left unmodified
+        return isinstance(other, AnnData) and np.array_equal(self.X, other.X)
+
+    __hash__ = None
+
+
+AnnData.__module__ = "anndata._core.anndata"
+
+
 def small(**params):
     return VAETransformer(**{"hidden_layer_sizes": (8,), "max_iter": 2, "random_state": 0,
                              **params})
@@ -68,7 +85,10 @@ def fit_cases():
         "1-D": (X[:, 0], "2D array"),
         "3-D": (X.reshape(40, 3, 1), "dim 3|3D|2D"),
         "scalar": (np.float64(1.0), "2D array|scalar"),
-        "strings": (np.array([["a", "b"], ["c", "d"]]), "convert|string|number"),
+        "strings": (np.array([["a", "b"], ["c", "d"]]), "Column 0 holds strings such as 'a'"),
+        "rows with strings": ([[1.0, "red"], [2.0, "blue"]], "Column 1 holds strings"),
+        "AnnData": (AnnData(X), r"adata\.X"),
+        "dict": ({"a": [1.0, 2.0]}, "type dict, which has no array or table interface"),
         "complex": (X.astype(complex), "[Cc]omplex"),
         "inf": (np.where(X > 2, np.inf, X), "infinity|inf"),
         "-inf": (np.where(X > 2, -np.inf, X), "infinity|inf"),
@@ -204,7 +224,10 @@ def method_cases():
         "transform wrong width": (X[:, :2], model.transform, "features"),
         "transform inf": (np.where(X > 2, np.inf, X), model.transform, "infinity|inf"),
         "transform strings": (np.array([["a", "b", "c"]]), model.transform,
-                              "convert|string|number"),
+                              "Column 0 holds strings such as 'a'"),
+        "transform AnnData": (AnnData(X), model.transform, r"adata\.X"),
+        "inverse strings": (np.array([[0.0, "z"]], dtype=object), model.inverse_transform,
+                            "Column 1 holds strings such as 'z'.*latent codes"),
         "transform missing": (nan_at(X, [0], [1]), model.transform, "ok"),
         "transform huge": (X * 1e300, model.transform, "ok"),
         "transform float32": (X.astype(np.float32), model.transform, "ok"),
@@ -381,3 +404,143 @@ def test_extreme_float32_rows_score_finite_as_in_float64():
     scores32 = vae.score_samples(far.astype(np.float32))
     assert np.isfinite(scores32).all()
     np.testing.assert_allclose(scores32, vae.score_samples(far), rtol=1e-4)
+
+
+# ------------------------------------ strings in arrays, AnnData, other objects
+
+COLORS = ["red", "blue"] * 20
+TABLE_ROWS = [[float(x), color] for x, color in zip(X[:, 0], COLORS)]
+STRING_INPUTS = {
+    "object array": np.array(TABLE_ROWS, dtype=object),
+    "list of rows": TABLE_ROWS,
+    "str array": np.array(TABLE_ROWS),  # NumPy makes the numbers strings too
+}
+ADVICE = r"Column 1 holds strings such as 'red'.*pandas \(or polars\) DataFrame.*categorical.*encode the column"
+
+
+def fitted_2d():
+    return fitted(X[:, :2])
+
+
+METHODS = {
+    "fit": lambda data: small().fit(data),
+    "partial_fit": lambda data: small().partial_fit(data),
+    "transform": lambda data: fitted_2d().transform(data),
+    "score_samples": lambda data: fitted_2d().score_samples(data),
+    "score": lambda data: fitted_2d().score(data),
+    "imputer fit": lambda data: VAEImputer(small()).fit(data),
+    "imputer transform": lambda data: VAEImputer(small()).fit(X[:, :2]).transform(data),
+}
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("kind", STRING_INPUTS)
+def test_strings_in_an_array_name_the_column_and_the_remedy(method, kind):
+    with pytest.raises(ValueError, match=ADVICE):
+        METHODS[method](STRING_INPUTS[kind])
+
+
+def test_the_imputer_suggests_a_string_as_missing_values():
+    with pytest.raises(ValueError, match=r"If 'red' marks the missing entries, set "
+                                         r"missing_values='red'"):
+        VAEImputer(small()).fit(STRING_INPUTS["object array"])
+
+
+def test_a_string_missing_values_placeholder_is_read_as_missing():
+    data = X[:, :2].astype(object)
+    data[[0, 3], 1] = "?"
+    out = VAEImputer(small(), missing_values="?", random_state=0).fit_transform(data)
+    assert out.dtype == np.float64 and np.isfinite(out).all()
+    np.testing.assert_array_equal(out[1:3], X[1:3, :2])
+    # Other strings are still named.
+    data[5, 0] = "n/a"
+    with pytest.raises(ValueError, match="Column 0 holds strings such as 'n/a'"):
+        VAEImputer(small(), missing_values="?").fit(data)
+
+
+def test_a_list_of_strings_is_named_without_a_column():
+    with pytest.raises(ValueError, match="^X holds strings such as 'a'.*DataFrame"):
+        small().fit(["a", "b"])
+
+
+def test_strings_in_latent_codes_are_named():
+    codes = [[0.0, "red"], [1.0, "blue"]]
+    with pytest.raises(ValueError, match="Column 1 holds strings such as 'red'.*latent codes"):
+        fitted().inverse_transform(codes)
+
+
+def test_numbers_written_as_strings_are_still_read():
+    data = X[:, :2].astype(str).astype(object)
+    np.testing.assert_array_equal(fitted(data).transform(data),
+                                  fitted(X[:, :2]).transform(X[:, :2]))
+
+
+def test_other_objects_in_an_object_array_keep_numpys_error():
+    # scikit-learn's check_dtype_object expects NumPy's TypeError for a dict.
+    data = X.astype(object)
+    data[0, 0] = {"foo": "bar"}
+    with pytest.raises(TypeError, match="argument must be .* string.* number"):
+        small().fit(data)
+
+
+ANNDATA_METHODS = {
+    "fit": (lambda a: small().fit(a), r"adata\.obsm\['X_vae'\] = vae\.fit_transform"),
+    "partial_fit": (lambda a: small().partial_fit(a), r"adata\.obsm"),
+    "transform": (lambda a: fitted().transform(a), r"adata\.obsm"),
+    "score_samples": (lambda a: fitted().score_samples(a), r"adata\.obsm"),
+    "inverse_transform": (lambda a: fitted().inverse_transform(a),
+                          r"inverse_transform\(adata\.obsm\['X_vae'\]\)"),
+    "imputer fit": (lambda a: VAEImputer(small()).fit(a), r"adata\.layers\['imputed'\]"),
+    "imputer transform": (lambda a: VAEImputer(small()).fit(X).transform(a),
+                          r"adata\.layers\['imputed'\]"),
+}
+
+
+@pytest.mark.parametrize("method", ANNDATA_METHODS)
+def test_an_anndata_is_told_to_pass_its_matrix(method):
+    call, where = ANNDATA_METHODS[method]
+    with pytest.raises(TypeError, match="AnnData") as error:
+        call(AnnData(X))
+    message = str(error.value)
+    assert re.search(where, message), message
+    if method != "inverse_transform":
+        assert "adata.X" in message and "adata.layers['counts']" in message
+
+
+def test_an_array_from_the_anndata_package_is_read():
+    # adata.X of a view is an ndarray subclass from anndata: an array, not an AnnData.
+    view = type("ArrayView", (np.ndarray,), {"__module__": "anndata._core.views"})
+    data = X.view(view)
+    np.testing.assert_array_equal(fitted(data).transform(data), fitted(X).transform(X))
+
+
+def test_a_real_anndata_is_told_to_pass_its_matrix():
+    anndata = pytest.importorskip("anndata")
+    adata = anndata.AnnData(X.astype(np.float32))
+    with pytest.raises(TypeError, match=r"adata\.X.*adata\.obsm"):
+        small().fit(adata)
+    vae = small().fit(adata.X)
+    adata.obsm["X_vae"] = vae.transform(adata.X)
+    assert vae.inverse_transform(adata.obsm["X_vae"]).shape == adata.shape
+    assert vae.transform(adata[:5].X).shape == (5, 2)  # a view's X is an array
+
+
+@pytest.mark.parametrize("data, name", [
+    ({"x": [1.0, 2.0]}, "dict"),
+    (object(), "object"),
+    ("1.0, 2.0", "str"),
+    ((row for row in X), "generator"),
+    (AnnData, "type"),  # the class, not an instance
+])
+def test_an_object_without_an_array_interface_is_told_what_to_pass(data, name):
+    message = (f"X is of type {name}, which has no array or table interface: pass a "
+               "2-D NumPy array")
+    with pytest.raises(TypeError, match=message):
+        small().fit(data)
+    with pytest.raises(TypeError, match=message):
+        VAEImputer(small()).fit(data)
+
+
+def test_sparse_input_is_still_refused_with_the_conversion_to_use():
+    with pytest.raises(ValueError, match=r"sparse matrices; convert with X\.toarray\(\)"):
+        small().fit(sp.csr_matrix(X))
