@@ -61,7 +61,7 @@ from ._tables import (
     from_pandas,
     is_dataframe,
     missing_entries,
-    readable,
+    reads_input,
 )
 from ._training import (
     TrainingDivergedError,
@@ -729,11 +729,14 @@ class VAETransformer(
 
     # ---------------------------------------------------------------- inference
 
+    @reads_input()
     def _check_input(self, X, reset):
         """Validate ``X``: a DataFrame (checked column by column when coded), or
         an array of finite floats. DataFrames of other libraries (polars, say)
         are read as pandas ones; the library of ``fit``'s is remembered, for
-        the frames that ``inverse_transform`` and ``sample`` return."""
+        the frames that ``inverse_transform`` and ``sample`` return. Input that
+        is neither (strings in an array, an AnnData), and a DataFrame without
+        rows or columns, is refused by ``reads_input``, saying what to pass."""
         enums = enum_categories(X) if reset else None
         X, library = as_pandas(X)
         if reset:
@@ -746,10 +749,6 @@ class VAETransformer(
             )
         if is_dataframe(X):
             validate_data(self, X, reset=reset, skip_check_array=True)
-            if X.shape[0] < 1:
-                raise ValueError(f"Found array with 0 sample(s) (shape={X.shape}).")
-            if X.shape[1] < 1:
-                raise ValueError(f"Found array with 0 feature(s) (shape={X.shape}).")
         elif not reset and self._frame_output and not all(
             lik.numeric for lik in self.module_.observation.likelihoods
         ):
@@ -759,9 +758,8 @@ class VAETransformer(
                 f"{type(X).__name__}."
             )
         else:
-            with readable(X):
-                X = validate_data(self, X, reset=reset, dtype=(np.float64, np.float32),
-                                  ensure_all_finite="allow-nan")
+            X = validate_data(self, X, reset=reset, dtype=(np.float64, np.float32),
+                              ensure_all_finite="allow-nan")
         return X
 
     def _apply(self, X, function, batch_size=EVAL_BATCH_SIZE):
@@ -834,9 +832,9 @@ class VAETransformer(
             module.decode(z), self.bound_outputs))
         return self._as_fitted_library(decoded_rows(self, out))
 
+    @reads_input("codes")
     def _validate_codes(self, Z):
-        with readable(Z, role="codes"):
-            Z = check_array(Z, dtype=(np.float64, np.float32), input_name="X")
+        Z = check_array(Z, dtype=(np.float64, np.float32), input_name="X")
         if Z.shape[1] != self.module_.n_components:
             raise ValueError(
                 f"X has {Z.shape[1]} columns, but inverse_transform expects latent "

@@ -26,6 +26,7 @@ array is ``"gaussian"``.
 """
 
 import contextlib
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from numbers import Number
@@ -436,18 +437,18 @@ def describe_columns(observation, specs):
 
 
 # --------------------------------------------------- inputs that are not tables
-# What an input NumPy cannot read as numbers is told to become. The checks run
-# only on failure (NumPy's "could not convert string to float"), or cost a type
-# test, so well-formed input pays nothing.
+# What an input that is not a table of numbers is told to become. Good input
+# pays a type test: the strings are looked for only once NumPy has failed to
+# read them ("could not convert string to float").
 
 # The strings of an array or a list of rows, by what the estimator wanted of it.
 _STRING_ADVICE = {
-    "data": "the columns of an array or a list of rows are read as numbers. Pass a "
-            "pandas (or polars) DataFrame, whose string columns are modelled as "
+    "data": "the columns of an array or a list of rows are read as numbers. Pass "
+            "a pandas (or polars) DataFrame, whose string columns are modelled as "
             "categorical, or encode the column as numbers (with scikit-learn's "
             "OrdinalEncoder, say).",
-    "codes": "inverse_transform decodes latent codes, which are numbers (as transform "
-             "returns them).",
+    "codes": "inverse_transform decodes latent codes, which are numbers (as "
+             "transform returns them).",
 }
 _STRING_ADVICE["imputer"] = _STRING_ADVICE["data"] + (
     " If {value!r} marks the missing entries, set missing_values={value!r}.")
@@ -464,16 +465,17 @@ _ANNDATA_ADVICE = {
                "adata.layers['imputed'] = imputer.fit_transform(adata.X).",
 }
 
-_ARRAY_INTERFACES = ("__array__", "__array_interface__", "__array_struct__", "__dlpack__")
+_ARRAY_INTERFACES = ("__array__", "__array_interface__", "__array_struct__",
+                     "__dlpack__")
 
 
 @contextlib.contextmanager
 def readable(X, role="data"):
-    """Check that ``X`` is something NumPy or pandas reads, and turn NumPy's
-    failure to read a string of ``X`` as a number inside the block into a
-    ValueError that names the column and says what to do. ``role`` is what
-    ``X`` should be: "data" (rows to model), "codes" (latent codes) or
-    "imputer" (rows to impute)."""
+    """Check that ``X`` is something NumPy or a DataFrame library reads (a
+    DataFrame with rows and columns), and turn NumPy's failure to read a
+    string of ``X`` as a number inside the block into a ValueError that names
+    the column and says what to do. ``role`` is what ``X`` should be: "data"
+    (rows to model), "codes" (latent codes) or "imputer" (rows to impute)."""
     _check_container(X, role)
     try:
         yield
@@ -489,25 +491,45 @@ def readable(X, role="data"):
                          + _STRING_ADVICE[role].format(value=value)) from None
 
 
+def reads_input(role="data"):
+    """Decorate a method ``method(self, X, ...)`` that validates ``X``: it runs
+    within :func:`readable` of ``X``."""
+
+    def decorate(method):
+        @functools.wraps(method)
+        def checked(self, X, *args, **kwargs):
+            with readable(X, role):
+                return method(self, X, *args, **kwargs)
+
+        return checked
+
+    return decorate
+
+
 def _check_container(X, role):
     """A TypeError saying what to pass when ``X`` is an AnnData, a string or
-    an object with no array or table interface."""
+    an object with no array or table interface; a ValueError for a DataFrame
+    without rows or columns."""
     kind = type(X)
     if any(c.__name__ == "AnnData" and c.__module__.split(".")[0] == "anndata"
            for c in kind.__mro__):
-        raise TypeError(
-            "X is an AnnData object, which skvae does not read: " + _ANNDATA_ADVICE[role])
-    if isinstance(X, (str, bytes)) or not (
+        raise TypeError("X is an AnnData object, which skvae does not read: "
+                        + _ANNDATA_ADVICE[role])
+    frame = X if is_dataframe(X) else _foreign_frame(X)
+    if frame is not None:
+        for size, what in zip(frame.shape, ("sample", "feature")):
+            if size < 1:
+                raise ValueError(f"Found array with 0 {what}(s) (shape={frame.shape}).")
+    elif isinstance(X, (str, bytes)) or not (
         X is None or isinstance(X, (Sequence, Number, np.ndarray, np.generic))
-        or any(hasattr(X, name) for name in _ARRAY_INTERFACES)
-        or sp.issparse(X) or is_dataframe(X) or _foreign_frame(X) is not None
+        or any(hasattr(X, name) for name in _ARRAY_INTERFACES) or sp.issparse(X)
     ):
         name = kind.__qualname__ if kind.__module__ == "builtins" else (
             f"{kind.__module__}.{kind.__qualname__}")
         raise TypeError(
-            f"X is of type {name}, which has no array or "
-            "table interface: pass a 2-D NumPy array (or anything np.asarray reads "
-            "as one, such as a list of rows) or a pandas or polars DataFrame.")
+            f"X is of type {name}, which has no array or table interface: pass a "
+            "2-D NumPy array (or anything np.asarray reads as one, such as a list "
+            "of rows) or a pandas or polars DataFrame.")
 
 
 def _first_string(X):

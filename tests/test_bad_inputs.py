@@ -85,7 +85,8 @@ def fit_cases():
         "1-D": (X[:, 0], "2D array"),
         "3-D": (X.reshape(40, 3, 1), "dim 3|3D|2D"),
         "scalar": (np.float64(1.0), "2D array|scalar"),
-        "strings": (np.array([["a", "b"], ["c", "d"]]), "Column 0 holds strings such as 'a'"),
+        "strings": (np.array([["a", "b"], ["c", "d"]]),
+                    "Column 0 holds strings such as 'a'"),
         "rows with strings": ([[1.0, "red"], [2.0, "blue"]], "Column 1 holds strings"),
         "AnnData": (AnnData(X), r"adata\.X"),
         "dict": ({"a": [1.0, 2.0]}, "type dict, which has no array or table interface"),
@@ -415,7 +416,8 @@ STRING_INPUTS = {
     "list of rows": TABLE_ROWS,
     "str array": np.array(TABLE_ROWS),  # NumPy makes the numbers strings too
 }
-ADVICE = r"Column 1 holds strings such as 'red'.*pandas \(or polars\) DataFrame.*categorical.*encode the column"
+ADVICE = (r"Column 1 holds strings such as 'red'.*pandas \(or polars\) DataFrame"
+          r".*categorical.*encode the column")
 
 
 def fitted_2d():
@@ -465,7 +467,8 @@ def test_a_list_of_strings_is_named_without_a_column():
 
 def test_strings_in_latent_codes_are_named():
     codes = [[0.0, "red"], [1.0, "blue"]]
-    with pytest.raises(ValueError, match="Column 1 holds strings such as 'red'.*latent codes"):
+    with pytest.raises(ValueError,
+                       match="Column 1 holds strings such as 'red'.*latent codes"):
         fitted().inverse_transform(codes)
 
 
@@ -539,6 +542,14 @@ def test_an_object_without_an_array_interface_is_told_what_to_pass(data, name):
         small().fit(data)
     with pytest.raises(TypeError, match=message):
         VAEImputer(small()).fit(data)
+
+
+def test_an_empty_polars_frame_is_refused_like_a_pandas_one():
+    pl = pytest.importorskip("polars")
+    with pytest.raises(ValueError, match=r"0 sample\(s\) \(shape=\(0, 1\)\)"):
+        small().fit(pl.DataFrame({"x": []}, schema={"x": pl.Float64}))
+    with pytest.raises(ValueError, match=r"shape=\(0, 0\)"):  # polars: no columns, no rows
+        small().fit(pl.DataFrame({"x": [1.0, 2.0]}).select([]))
 
 
 def test_sparse_input_is_still_refused_with_the_conversion_to_use():
