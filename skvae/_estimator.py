@@ -46,7 +46,7 @@ from ._data import (
     to_tensor,
 )
 from ._elbo import Objective
-from ._fitting import FitRun, check_unchanged
+from ._fitting import FitRun, check_unchanged, fitted_curves
 from ._likelihoods import LIKELIHOODS, observed_mask
 from ._modules import ACTIVATIONS, ARCHITECTURES
 from ._persistence import STRUCTURAL, dump_state, load_state
@@ -605,7 +605,7 @@ class VAETransformer(
             finally:
                 self.module_ = run.module
         self._history = result
-        vars(self).update(self._fitted_curves(result, early_stopping), **run.latent_usage())
+        vars(self).update(fitted_curves(result, early_stopping), **run.latent_usage())
         context.call_on_fit_task_end(estimator=self, X=raw, y=y, reconstruction_attributes={})
         self._report(result, max_iter, warn_unconverged=max_iter > 1,
                      monitored=run.data.monitored)
@@ -685,19 +685,9 @@ class VAETransformer(
         optimizer = make_optimizer(module, 1.0, self.alpha)  # its rates come from the state
         optimizer.load_state_dict(self._optimizer.state_dict())
         attributes = {"module_": module, "_optimizer": optimizer, "_history": result}
-        attributes.update(self._fitted_curves(result, result.validation_scores))
+        attributes.update(fitted_curves(result, result.validation_scores))
         attributes.update(usage)
         return attributes
-
-    @staticmethod
-    def _fitted_curves(result, monitored):
-        return {
-            "n_iter_": result.n_iter,
-            "loss_curve_": list(result.loss_curve),
-            "best_loss_": result.best_loss,
-            "validation_scores_": list(result.validation_scores) if monitored else None,
-            "best_validation_score_": result.best_validation_score if monitored else None,
-        }
 
     def _report(self, result, max_iter, warn_unconverged, monitored=False):
         if result.diverged:

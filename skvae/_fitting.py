@@ -257,6 +257,19 @@ class FitRun:
         return latent_usage(module, self.X, self.device)
 
 
+def fitted_curves(result, monitored):
+    """The estimator's attributes that describe the training ``result`` (a
+    :class:`~skvae._training.TrainingResult`): its epochs, its loss curve and,
+    when held-out rows were ``monitored``, their scores."""
+    return {
+        "n_iter_": result.n_iter,
+        "loss_curve_": list(result.loss_curve),
+        "best_loss_": result.best_loss,
+        "validation_scores_": list(result.validation_scores) if monitored else None,
+        "best_validation_score_": result.best_validation_score if monitored else None,
+    }
+
+
 def settings(params, max_iter, n_rows):
     """The :class:`TrainingSettings` of the estimator ``params`` for ``max_iter``
     epochs over ``n_rows`` rows (those ``batch_size`` is clipped to or sized on)."""
