@@ -24,7 +24,7 @@ from sklearn.base import (
     clone,
 )
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
 from sklearn.utils.validation import (
     _check_sample_weight,
     check_array,
@@ -131,6 +131,14 @@ class VAETransformer(
           skewness exceeds 1 and the log reduces it, else gaussian. Every
           column of an array is gaussian. ``column_likelihoods_`` shows what
           was chosen.
+          A category, object or string column that looks like free text or
+          identifiers is refused: ``fit`` raises a ValueError naming it when
+          it has more than 1,000 categories, or more than 50 that are more
+          than half its observed (non-missing) entries, counting the
+          categories left once ``min_frequency`` and ``max_categories`` have
+          grouped the rare ones (the group as one). Drop such a column, group
+          its rare values, or name its likelihood (``{"col":
+          "categorical"}``) to keep it as it is.
 
         - your own: a subclass of :class:`~skvae.Likelihood`, or a factory that
           takes the number of columns and returns an instance, such as
@@ -140,6 +148,34 @@ class VAETransformer(
         A single value applies to every column; a dict maps column names to
         likelihoods (the others get ``"auto"``); a list gives one per column (for
         arrays, such as a ColumnTransformer's output).
+    handle_unknown : {"warn", "ignore", "error"}, default="warn"
+        What ``transform``, ``score_samples``, ``score``, a warm start or
+        ``partial_fit`` (and :class:`~skvae.VAEImputer`) do with a value of a
+        categorical column that no training row had: ``"warn"`` treats it as
+        a missing entry of its row (which then counts its other entries, and
+        which the imputer fills in) and warns how many such entries each
+        column had; ``"ignore"`` does the same silently; ``"error"`` raises a
+        ValueError naming the column and the values. ``"warn"`` is the
+        default because a category held by a few rows is often absent from
+        a training fold, and a cross-validation should then go on and say
+        so rather than fail.
+    min_frequency : int, float or None, default=None
+        Group a categorical column's rare categories into one slot, as
+        :class:`~sklearn.preprocessing.OneHotEncoder` does: those seen in
+        fewer than ``min_frequency`` training rows (an int), or than that
+        share of the column's observed entries (a float in (0, 1)). The slot
+        has one logit and one network input; a category of it keeps its own
+        probability, the slot's times its share of the slot's training rows,
+        so ``score_samples`` is still the log-probability of the real value.
+        ``inverse_transform`` and imputation give the slot's most frequent
+        category, ``sample`` draws one of its categories by training count.
+        None (the default) groups nothing, as the model of every category
+        is exact and a table with few categories gains nothing from grouping.
+    max_categories : int or None, default=None
+        Keep at most this many slots per categorical column, the group of
+        infrequent categories counting as one (as in OneHotEncoder): the least
+        frequent categories join the group (after ``min_frequency``'s). None
+        (the default) sets no limit, for the same reason.
     architecture : {"mlp", "conv"}, default="mlp"
         ``"mlp"``: fully connected encoder and decoder. ``"conv"``: a
         convolutional encoder and a transposed-convolution decoder for images,
@@ -389,6 +425,10 @@ class VAETransformer(
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
         "activation": [StrOptions(set(ACTIVATIONS))],
         "likelihood": [StrOptions(set(LIKELIHOODS) | {"auto"}), dict, list, tuple, callable],
+        "handle_unknown": [StrOptions({"warn", "ignore", "error"})],
+        "min_frequency": [Interval(Integral, 1, None, closed="left"),
+                          Interval(RealNotInt, 0, 1, closed="neither"), None],
+        "max_categories": [Interval(Integral, 1, None, closed="left"), None],
         "architecture": [StrOptions(set(ARCHITECTURES))],
         "image_shape": [tuple, list, None],
         "conv_channels": [tuple, list],
@@ -426,6 +466,9 @@ class VAETransformer(
         hidden_layer_sizes=(128,),
         activation="relu",
         likelihood="auto",
+        handle_unknown="warn",
+        min_frequency=None,
+        max_categories=None,
         architecture="mlp",
         image_shape=None,
         conv_channels=(32, 64),
@@ -459,6 +502,9 @@ class VAETransformer(
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.likelihood = likelihood
+        self.handle_unknown = handle_unknown
+        self.min_frequency = min_frequency
+        self.max_categories = max_categories
         self.architecture = architecture
         self.image_shape = image_shape
         self.conv_channels = conv_channels
@@ -1015,7 +1061,7 @@ class VAETransformer(
 
     def __setstate__(self, state):
         # The optimiser's settings come with its saved state.
-        state = load_state(state, lambda module: make_optimizer(module, 1e-3, 0.0))
+        state = load_state(state, lambda module: make_optimizer(module, 1e-3, 0.0), type(self))
         super().__setstate__(state)
 
     @property
@@ -1051,7 +1097,7 @@ def coded_rows(estimator, X):
     """``X`` validated for the fitted ``estimator`` and coded as the float
     matrix its model sees (NaN where entries are missing)."""
     raw = estimator._check_input(X, reset=False)
-    return encode(raw, estimator.module_.observation, estimator._specs)
+    return encode(raw, estimator.module_.observation, estimator._specs, estimator.handle_unknown)
 
 
 def decoded_rows(estimator, values):

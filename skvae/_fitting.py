@@ -134,7 +134,7 @@ class FitRun:
         validated input ``raw``."""
         self.module, self.specs, self.generator = module, specs, generator
         self.optimizer, self.history = optimizer, history
-        self.X = encode(raw, module.observation, specs)
+        self.X = encode(raw, module.observation, specs, self.params.handle_unknown)
         self.missing = self.collective.any(missing_entries(self.X))
 
     def build(self, raw, n_components):
@@ -158,8 +158,11 @@ class FitRun:
         # Built-in likelihoods draw no random numbers; a user's may, in its
         # constructor, from torch's global state: seed it for them.
         plugins = any(not isinstance(spec.likelihood, str) for spec in self.specs)
+        grouping = {"min_frequency": params.min_frequency,
+                    "max_categories": params.max_categories}
         with seeded_torch(seed) if plugins else contextlib.nullcontext():
-            observation = build_observation(raw, self.specs, options, group)
+            observation = build_observation(raw, self.specs, {**options, **grouping}, group,
+                                            params.likelihood)
         X = self.X = group.checked(encode, raw, observation, self.specs)
         # A model trained on incomplete rows sees the mask of observed entries
         # beside the values; on complete rows it needs no mask.

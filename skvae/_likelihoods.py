@@ -30,6 +30,7 @@ validation costs time on every training step. Nothing here imports scikit-learn.
 
 import functools
 import math
+import numbers
 import warnings
 
 import numpy as np
@@ -149,7 +150,11 @@ class Likelihood(nn.Module):
     def from_columns(cls, columns, options):
         """Build for the training ``columns`` (a list of 1-D arrays or Series,
         the user's raw values) and the estimator's ``options`` (a dict, such as
-        ``{"min_variance": 1e-3}``). The default takes only their number."""
+        ``{"min_variance": 1e-3}``). The default takes only their number.
+
+        In a distributed fit, the columns of a likelihood that is not
+        ``numeric`` are the distinct values seen on any rank, each Series's
+        ``attrs["counts"]`` holding how many rows of all ranks have each."""
         return cls(len(columns))
 
     def check_support(self, values, names):
@@ -163,6 +168,14 @@ class Likelihood(nn.Module):
         The default checks the support and returns ``values`` as they are."""
         self.check_support(values, names)
         return values
+
+    def encode_unseen(self, values, names):
+        """:meth:`encode`, with the values that no training row had (a
+        category not seen in ``fit``) coded as missing (NaN) rather than
+        refused: the block, and each column's number of such entries (an int
+        array). The default has no such values: it is :meth:`encode`, with
+        none."""
+        return self.encode(values, names), np.zeros(self.n_features, dtype=np.int64)
 
     def decode(self, values):
         """Model output (rows x this block's columns, floats) as a list of
@@ -739,17 +752,47 @@ class Categorical(Likelihood):
     In the float matrix each column holds integer codes 0..n_categories-1 (the
     categories in sorted order); the network sees them one-hot encoded, and
     :meth:`decode` gives the categories back.
+
+    The rare categories of a column can share one *slot* (``infrequent``, as
+    ``min_frequency`` and ``max_categories`` choose them): the softmax then
+    has a logit for each frequent category and one for the group, which the
+    network sees as one input, and a category ``c`` of the group has the
+    probability of the slot times its share of the group's training rows,
+    ``count(c) / count(group)``, so that the probabilities of the real
+    categories still sum to 1. The mean and the imputation of the slot are its
+    most frequent category; a draw from it is one of its categories, drawn by
+    their training counts.
+
+    Parameters
+    ----------
+    categories : list of sequences
+        Each column's categories, in code order.
+    counts : list of sequences of int, default=None
+        Each column's number of training rows of each category (None: not
+        recorded); needed where ``infrequent`` groups categories.
+    infrequent : list of sequences of int, default=None
+        Each column's codes of the categories that share its infrequent slot
+        (an empty sequence: none); None: no column groups any.
     """
 
     name = "categorical"
     numeric = False
     pooled = True
 
-    def __init__(self, categories):
+    def __init__(self, categories, counts=None, infrequent=None):
         super().__init__(len(categories))
         self.categories = [tuple(c) for c in categories]
         self.n_categories = [len(c) for c in self.categories]
-        self.n_params = self.n_inputs = sum(self.n_categories)
+        self.counts = None if counts is None else [tuple(int(n) for n in c) for c in counts]
+        groups = [()] * self.n_features if infrequent is None else list(infrequent)
+        self.infrequent = [tuple(sorted({int(code) for code in group})) for group in groups]
+        _check_grouping(self.n_categories, self.counts, self.infrequent)
+        # Logits (and network inputs) per column: the frequent categories, then
+        # the infrequent slot when there is one.
+        self.n_slots = [n - len(group) + bool(group)
+                        for n, group in zip(self.n_categories, self.infrequent)]
+        self.grouped = any(self.infrequent)
+        self.n_params = self.n_inputs = sum(self.n_slots)
         self._build_layout()
 
     def output_range(self, low, high):
@@ -760,49 +803,123 @@ class Categorical(Likelihood):
         """Index tensors that handle every column at once.
 
         ``_offsets`` are each column's first position among the flat logits
-        (``n_params``: the columns' categories one after the other), and
+        (``n_params``: the columns' slots one after the other), and
         ``_input_column`` the column of each logit (and network input).
-        ``_grid`` lays the flat logits out as a ``(n_features, max
-        categories)`` grid whose cells past a column's last category repeat its
-        first, so that one ``argmax`` over the grid's rows finds every column's
-        mode (the first of equal values, as over the column alone). They follow
-        the module to its device but are not saved: the categories rebuild them.
+        ``_grid`` lays the flat logits out as a ``(n_features, max slots)``
+        grid whose cells past a column's last slot repeat its first, so that
+        one ``argmax`` over the grid's rows finds every column's mode (the
+        first of equal values, as over the column alone). With grouped
+        categories, :meth:`_group_layout` adds those of the slots. They follow
+        the module to its device but are not saved: the constructor's
+        arguments rebuild them.
         """
-        counts = torch.tensor(self.n_categories, dtype=torch.long)
+        counts = torch.tensor(self.n_slots, dtype=torch.long)
         offsets = torch.cumsum(counts, 0) - counts
         input_column = torch.repeat_interleave(torch.arange(len(counts)), counts)
-        slot = torch.arange(max(self.n_categories, default=0))
+        slot = torch.arange(max(self.n_slots, default=0))
         grid = offsets.unsqueeze(-1) + torch.where(slot < counts.unsqueeze(-1), slot, 0)
-        for name, tensor in [("_offsets", offsets), ("_input_column", input_column),
-                             ("_grid", grid)]:
+        buffers = {"_offsets": offsets, "_input_column": input_column, "_grid": grid}
+        if self.grouped:
+            buffers.update(self._group_layout(offsets.tolist()))
+        for name, tensor in buffers.items():
             self.register_buffer(name, tensor, persistent=False)
+
+    def _group_layout(self, offsets):
+        """The index tensors of grouped categories: ``_category_offsets``
+        (each column's first position among the flat categories),
+        ``_category_slot`` (each category's position among the flat logits),
+        ``_category_count`` and ``_slot_count`` (each category's training
+        rows and its slot's: 1 and 1 for a frequent category, whose share is
+        1), ``_slot_category`` (each slot's category code: the most frequent
+        of the slot's), and, one row per column that groups some
+        (``_grouped_columns``), the codes and counts of its infrequent
+        categories (``_group_codes``, ``_group_counts``, padded with zero
+        counts). All are integers, so the shares are exact in any dtype."""
+        slots, counts, totals, representatives, members = [], [], [], [], []
+        for j, (n, group) in enumerate(zip(self.n_categories, self.infrequent)):
+            frequent = np.setdiff1d(np.arange(n), group).astype(np.int64)
+            slot = np.full(n, len(frequent))
+            slot[frequent] = np.arange(len(frequent))
+            count, total = np.ones(n, dtype=np.int64), np.ones(n, dtype=np.int64)
+            representatives.append(frequent)
+            if group:
+                rows = np.asarray(self.counts[j], dtype=np.int64)[list(group)]
+                count[list(group)], total[list(group)] = rows, rows.sum()
+                representatives.append(np.array([group[int(np.argmax(rows))]]))
+                members.append((list(group), rows))
+            slots.append(slot + offsets[j])
+            counts.append(count)
+            totals.append(total)
+        width = max(len(codes) for codes, _ in members)
+        codes = torch.zeros((len(members), width), dtype=torch.long)
+        weights = torch.zeros((len(members), width), dtype=torch.long)
+        for g, (group, rows) in enumerate(members):
+            codes[g, : len(group)] = torch.as_tensor(group)
+            weights[g, : len(group)] = torch.as_tensor(rows)
+        self._grouped_columns = [j for j, group in enumerate(self.infrequent) if group]
+        n_categories = torch.tensor(self.n_categories, dtype=torch.long)
+        flat = {"_category_slot": slots, "_category_count": counts, "_slot_count": totals,
+                "_slot_category": representatives}
+        return {
+            "_category_offsets": torch.cumsum(n_categories, 0) - n_categories,
+            **{name: torch.as_tensor(np.concatenate(parts), dtype=torch.long)
+               for name, parts in flat.items()},
+            "_group_codes": codes,
+            "_group_counts": weights,
+        }
 
     def __setstate__(self, state):
         super().__setstate__(state)
+        if "n_slots" not in self.__dict__:  # pickled by an skvae without grouping
+            self.counts, self.infrequent = None, [()] * self.n_features
+            self.n_slots, self.grouped = list(self.n_categories), False
         if "_grid" not in self._buffers:  # pickled by an skvae without them
             self._build_layout()
 
     @classmethod
     def from_columns(cls, columns, options):
-        return cls([_categories(column) for column in columns])
+        """The categories of each column (the values seen) with their counts,
+        and the rare ones that ``options["min_frequency"]`` and
+        ``options["max_categories"]`` group (see :func:`infrequent_codes`)."""
+        tallies = [tally(column) for column in columns]
+        groups = [infrequent_codes(counts, options.get("min_frequency"),
+                                   options.get("max_categories"))
+                  for _, counts in tallies]
+        return cls([categories for categories, _ in tallies],
+                   [counts.tolist() for _, counts in tallies],
+                   groups if any(groups) else None)
 
-    def encode(self, values, names):
+    def _lookup(self, values):
+        """Each column's codes for ``values`` (NaN where missing), and where
+        they hold a value that is not one of its categories (NaN there too)."""
         pd = _pandas()
         codes = np.empty(values.shape, dtype=np.float64)
+        unseen = np.zeros(values.shape, dtype=bool)
         for j, categories in enumerate(self.categories):
             column = pd.Series(np.asarray(values[:, j], dtype=object))
             missing = column.isna().to_numpy()
             index = pd.Index(categories).get_indexer(column).astype(np.float64)
-            if ((index < 0) & ~missing).any():
-                unseen = sorted({str(v) for v in column[(index < 0) & ~missing]})[:5]
-                raise ValueError(
-                    f"{where(names, j).capitalize()} has categories not seen in fit: "
-                    f"{unseen}. Refit on data that includes them, or map them to a "
-                    "known category."
-                )
-            index[missing] = np.nan
+            unseen[:, j] = (index < 0) & ~missing
+            index[missing | unseen[:, j]] = np.nan
             codes[:, j] = index
+        return codes, unseen
+
+    def encode(self, values, names):
+        codes, unseen = self._lookup(values)
+        for j in np.flatnonzero(unseen.any(axis=0)):
+            column = np.asarray(values[:, j], dtype=object)[unseen[:, j]]
+            shown = sorted({str(v) for v in column})[:5]
+            raise ValueError(
+                f"{where(names, j).capitalize()} has categories not seen in fit: "
+                f"{shown}. Refit on data that includes them, map them to a known "
+                "category, or set handle_unknown='warn' or 'ignore' to treat them "
+                "as missing entries."
+            )
         return codes
+
+    def encode_unseen(self, values, names):
+        codes, unseen = self._lookup(values)
+        return codes, unseen.sum(axis=0)
 
     def decode(self, values):
         columns = []
@@ -813,12 +930,28 @@ class Categorical(Likelihood):
         return columns
 
     def _columns(self, params):
-        return torch.split(params, self.n_categories, dim=-1)
+        return torch.split(params, self.n_slots, dim=-1)
 
     def _layout(self, name, device):
         """Index buffer ``name`` on ``device``."""
         tensor = getattr(self, name)
         return tensor if tensor.device == device else tensor.to(device)
+
+    def _slots(self, x):
+        """The position among the flat logits of each entry's slot, for the
+        category codes ``x``."""
+        if not self.grouped:
+            return x.long() + self._layout("_offsets", x.device)
+        categories = x.long() + self._layout("_category_offsets", x.device)
+        return self._layout("_category_slot", x.device)[categories]
+
+    def _category(self, slots):
+        """The category code of each column's slot ``slots`` (positions within
+        the column): the slot's most frequent category."""
+        if not self.grouped:
+            return slots
+        flat = slots + self._layout("_offsets", slots.device)
+        return self._layout("_slot_category", slots.device)[flat]
 
     def _per_input(self, values):
         """Each column's entry of ``values`` (shape ``(..., n_features)``) for
@@ -845,7 +978,7 @@ class Categorical(Likelihood):
 
     def network_input(self, x):
         # Codes must be valid: missing entries come filled with 0 (Observation).
-        codes = x.long() + self._layout("_offsets", x.device)
+        codes = self._slots(x)
         return x.new_zeros(x.shape[:-1] + (self.n_inputs,)).scatter_(-1, codes, 1)
 
     def log_prob(self, params, x):
@@ -853,8 +986,13 @@ class Categorical(Likelihood):
 
     def log_prob_terms(self, params, x):
         shifted, _, sums = self._normalise(params)
-        codes = (x.long() + self._layout("_offsets", x.device)).expand(sums.shape)
-        return shifted.gather(-1, codes) - sums.log()
+        terms = shifted.gather(-1, self._slots(x).expand(sums.shape)) - sums.log()
+        if self.grouped:  # a grouped category's share of its slot
+            categories = x.long() + self._layout("_category_offsets", x.device)
+            count = self._layout("_category_count", x.device)[categories].to(terms.dtype)
+            total = self._layout("_slot_count", x.device)[categories].to(terms.dtype)
+            terms = terms + (count.log() - total.log())
+        return terms
 
     def _mode(self, values):
         """The position of the largest of ``values`` (shape ``(..., n_params)``)
@@ -869,18 +1007,20 @@ class Categorical(Likelihood):
         return picked.reshape(values.shape[:-1] + grid.shape).argmax(-1)
 
     def impute(self, params, weights):
-        """The most probable category under the weighted mixture."""
+        """The most probable category under the weighted mixture (of a slot
+        of grouped categories, its most frequent one)."""
         _, exp, sums = self._normalise(params)
         share = self._per_input(weights.unsqueeze(-1) / sums)
-        return self._mode((share * exp).sum(0)).to(params.dtype)
+        return self._category(self._mode((share * exp).sum(0))).to(params.dtype)
 
     def input_mask(self, mask):
         column = self._layout("_input_column", mask.device)
         return mask.gather(-1, column.expand(mask.shape[:-1] + column.shape))
 
     def mean(self, params):
-        """The most probable category's code (the mode) of each column."""
-        return self._mode(params).to(params.dtype)
+        """The most probable category's code (the mode) of each column (of a
+        slot of grouped categories, its most frequent one)."""
+        return self._category(self._mode(params)).to(params.dtype)
 
     def sample(self, params, generator):
         # One draw per column, as torch.multinomial makes them: the random
@@ -889,7 +1029,23 @@ class Categorical(Likelihood):
             torch.multinomial(torch.softmax(logits, -1), 1, generator=generator).squeeze(-1)
             for logits in self._columns(params)
         ]
-        return torch.stack(draws, dim=-1).to(params.dtype)
+        slots = torch.stack(draws, dim=-1)
+        if self.grouped:
+            slots = self._within_slots(slots, generator)
+        return slots.to(params.dtype)
+
+    def _within_slots(self, slots, generator):
+        """Category codes for drawn ``slots`` (shape ``(rows, n_features)``):
+        in an infrequent slot, one of its categories drawn by training count
+        (one draw per row for every grouped column, from ``generator``)."""
+        codes = self._category(slots)
+        counts = self._layout("_group_counts", slots.device).float()
+        inner = torch.multinomial(counts, slots.shape[0], replacement=True, generator=generator)
+        picked = self._layout("_group_codes", slots.device).gather(1, inner)
+        for g, j in enumerate(self._grouped_columns):
+            in_group = slots[:, j] == self.n_slots[j] - 1
+            codes[:, j] = torch.where(in_group, picked[g], codes[:, j])
+        return codes
 
 
 class Discrete(Categorical):
@@ -949,6 +1105,10 @@ class Discrete(Categorical):
     def check_support(self, values, names):
         for j in range(values.shape[1]):
             _whole_numbers(values[:, j], where(names, j))
+
+    def encode_unseen(self, values, names):
+        # Every whole number has a probability (the tails): none is unseen.
+        return Likelihood.encode_unseen(self, values, names)
 
     def decode(self, values):
         return Likelihood.decode(self, values)
@@ -1027,15 +1187,84 @@ def _whole_numbers(values, label):
     return numbers
 
 
-def _categories(column):
+def _check_grouping(n_categories, counts, infrequent):
+    """Clear errors for a :class:`Categorical` whose ``counts`` or
+    ``infrequent`` codes do not fit its categories."""
+    if counts is not None and [len(c) for c in counts] != n_categories:
+        raise ValueError(
+            f"counts has {[len(c) for c in counts]} entries per column for "
+            f"{n_categories} categories; give one count per category."
+        )
+    if len(infrequent) != len(n_categories):
+        raise ValueError(
+            f"infrequent has {len(infrequent)} columns for {len(n_categories)}; give "
+            "one sequence of codes per column."
+        )
+    for j, (n, group) in enumerate(zip(n_categories, infrequent)):
+        if group and (group[0] < 0 or group[-1] >= n):
+            raise ValueError(
+                f"infrequent codes {list(group)} of column {j} are not all in 0..{n - 1}."
+            )
+        if group and (counts is None or min(counts[j][code] for code in group) < 1):
+            raise ValueError(
+                f"The infrequent categories of column {j} need positive counts, to "
+                "share their slot by."
+            )
+
+
+def tally(column):
+    """The categories of ``column`` (its distinct non-missing values, sorted)
+    and how many rows hold each (an int array): counted, or, for a column of
+    distinct values that a distributed fit merged, read from its
+    ``attrs["counts"]``."""
     pd = _pandas()
     values = pd.Series(np.asarray(column, dtype=object)).dropna()
     if values.empty:
         raise ValueError(f"Column {getattr(column, 'name', None)!r} has no values to learn categories from.")
+    distinct = values.unique()
     try:
-        return sorted(values.unique())
+        categories = sorted(distinct)
     except TypeError:
-        return sorted(values.unique(), key=str)
+        categories = sorted(distinct, key=str)
+    counts = getattr(column, "attrs", {}).get("counts")
+    weights = None if counts is None else np.asarray(counts, dtype=np.float64)[values.index]
+    codes = pd.Index(categories).get_indexer(values)
+    counts = np.bincount(codes, weights=weights, minlength=len(categories))
+    return categories, np.rint(counts).astype(np.int64)
+
+
+def infrequent_codes(counts, min_frequency=None, max_categories=None):
+    """The codes of the categories, of training ``counts``, that share the
+    infrequent slot, chosen as scikit-learn's OneHotEncoder chooses its
+    infrequent categories: those in fewer than ``min_frequency`` rows (an int)
+    or than that share of the column's observed entries (a float); then,
+    where more than ``max_categories`` slots would be left (the infrequent
+    slot counting as one), the least frequent until ``max_categories - 1``
+    remain outside it (among equally frequent ones, the first in code order
+    go first). A tuple, empty when none."""
+    counts = np.asarray(counts)
+    if min_frequency is None:
+        rare = np.zeros(counts.shape, dtype=bool)
+    elif isinstance(min_frequency, numbers.Integral):
+        rare = counts < min_frequency
+    else:
+        rare = counts < min_frequency * counts.sum()
+    if max_categories is not None and max_categories < counts.size - rare.sum() + 1:
+        keep = max_categories - 1
+        if keep == 0:
+            rare[:] = True
+        else:
+            rare[np.argsort(counts, kind="mergesort")[:-keep]] = True
+    return tuple(int(code) for code in np.flatnonzero(rare))
+
+
+def category_slots(column, min_frequency=None, max_categories=None):
+    """The number of slots (categories, the infrequent ones counting as one)
+    that :class:`Categorical` gives ``column``, and its number of observed
+    entries."""
+    _, counts = tally(column)
+    group = infrequent_codes(counts, min_frequency, max_categories)
+    return counts.size - len(group) + bool(group), int(counts.sum())
 
 
 LIKELIHOODS = {

@@ -14,6 +14,7 @@ damaged or modified file is refused rather than loaded with wrong weights).
 
 import dataclasses
 import hashlib
+import inspect
 
 import numpy as np
 import torch
@@ -33,6 +34,7 @@ FORMAT = 1
 STRUCTURAL = (
     "n_components", "hidden_layer_sizes", "activation", "likelihood", "architecture",
     "image_shape", "conv_channels", "encoder", "decoder", "min_variance",
+    "min_frequency", "max_categories",
 )
 
 # The estimator's attributes that hold torch objects or skvae types, each with
@@ -67,13 +69,19 @@ def dump_state(state):
     return state
 
 
-def load_state(state, make_optimizer):
+def load_state(state, make_optimizer, estimator_class=None):
     """The estimator's ``__dict__`` rebuilt from :func:`dump_state`'s output.
 
     ``make_optimizer(module)`` builds a fresh optimiser for the rebuilt module,
-    into which the saved optimiser state is loaded.
+    into which the saved optimiser state is loaded. The parameters of
+    ``estimator_class`` that a state saved by an older skvae lacks get their
+    default values.
     """
     state = dict(state)
+    if estimator_class is not None:
+        for name, parameter in inspect.signature(estimator_class.__init__).parameters.items():
+            if parameter.default is not inspect.Parameter.empty:
+                state.setdefault(name, parameter.default)
     version = state.pop("_skvae_format", None)
     if version is None:  # saved before the plain-data format: torch objects as they are
         return _upgrade(state)

@@ -10,7 +10,8 @@ how its values are coded (categories, rounding) is the likelihood's own business
 The automatic rule (``likelihood="auto"``), for DataFrame columns by dtype:
 
 * bool -> ``"bernoulli"``
-* category, object or string -> ``"categorical"``
+* category, object or string -> ``"categorical"``, unless it looks like free
+  text or identifiers (see :func:`check_free_text`), which ``fit`` refuses
 * integer, or float whose observed values are all whole numbers (an integer
   column with missing values, read as float) -> ``"discrete"`` when its
   training values span at most MAX_DISCRETE_VALUES integers (ratings, years of
@@ -34,13 +35,25 @@ from numbers import Number
 import numpy as np
 import scipy.sparse as sp
 
-from ._likelihoods import LIKELIHOODS, Likelihood, Observation, build_likelihood
+from ._likelihoods import (
+    LIKELIHOODS,
+    Likelihood,
+    Observation,
+    build_likelihood,
+    category_slots,
+)
+from ._warn import warn
 
 AUTO = "auto"
 MAX_DISCRETE_VALUES = 100
 # Under likelihood="auto", ranks may read a numeric column differently (each
 # sees its own shard's range and shape): they agree on the widest reading.
 _NUMERIC_READINGS = ("discrete", "lognormal", "gaussian")
+# The automatic rule refuses a text or category column with more categories
+# than this (after min_frequency and max_categories group the rare ones) ...
+MAX_AUTO_CATEGORIES = 1000
+# ... or with more than this many that are over half its observed entries.
+MIN_IDENTIFIER_CATEGORIES = 50
 
 
 @dataclass(frozen=True)
@@ -242,14 +255,16 @@ def group_columns(specs):
     return groups
 
 
-def build_observation(X, specs, options, collective=None):
+def build_observation(X, specs, options, collective=None, likelihood=None):
     """The joint likelihood of ``X``'s rows: one likelihood per group of columns
     that share one, built from their raw training values.
 
     Under a distributed ``collective``, a likelihood that needs every distinct
     value (categories, a range of whole numbers: its ``pooled`` attribute) is
-    built from the distinct values seen on any rank, so every rank builds the
-    same one.
+    built from the distinct values seen on any rank and their counts over all
+    ranks, so every rank builds the same one. Given the estimator's
+    ``likelihood`` parameter, the columns it leaves to the automatic rule are
+    first checked by :func:`check_free_text`.
     """
     groups = []
     for factory, columns in group_columns(specs).items():
@@ -257,8 +272,13 @@ def build_observation(X, specs, options, collective=None):
         if collective is not None and collective.distributed and _pooled(factory):
             values = [_union(collective, column) for column in values]
         groups.append((factory, values, columns))
+    automatic = set() if likelihood is None else automatic_columns(specs, likelihood)
 
     def build():
+        for factory, values, columns in groups:
+            for j, column in zip(columns, values):
+                if j in automatic and factory == "categorical":
+                    check_free_text(column, specs[j].name, options)
         return Observation([(build_likelihood(factory, values, options), columns)
                             for factory, values, columns in groups])
 
@@ -274,12 +294,54 @@ def _pooled(factory):
 
 
 def _union(collective, column):
-    """The distinct non-missing values of ``column`` on any rank, as a Series."""
+    """The distinct non-missing values of ``column`` on any rank, as a Series
+    whose ``attrs["counts"]`` holds the number of rows of each over all ranks."""
     pd = _pandas()
-    values = pd.Series(np.asarray(column, dtype=object)).dropna().unique().tolist()
-    merged = pd.Series([v for part in collective.all_gather(values) for v in part],
-                       dtype=object).drop_duplicates()
-    return merged.rename(getattr(column, "name", None))
+    local = pd.Series(np.asarray(column, dtype=object)).dropna().value_counts(sort=False)
+    counts = {}
+    for part in collective.all_gather(list(zip(local.index.tolist(), local.tolist()))):
+        for value, count in part:
+            counts[value] = counts.get(value, 0) + int(count)
+    merged = pd.Series(list(counts), dtype=object, name=getattr(column, "name", None))
+    merged.attrs["counts"] = list(counts.values())
+    return merged
+
+
+def automatic_columns(specs, likelihood):
+    """The indices of the columns (of ``specs``) that the ``likelihood``
+    parameter leaves to the automatic rule."""
+    requested = _requested(likelihood, [spec.name for spec in specs], LIKELIHOODS)
+    return {j for j, asked in enumerate(requested) if isinstance(asked, str) and asked == AUTO}
+
+
+def check_free_text(column, name, options):
+    """Refuse, under the automatic rule, a text or category ``column`` that
+    looks like free text or identifiers: one with more than
+    ``MAX_AUTO_CATEGORIES`` categories, or with more than
+    ``MIN_IDENTIFIER_CATEGORIES`` that are more than half its observed
+    entries, counting those left once ``options``' ``min_frequency`` and
+    ``max_categories`` have grouped the rare ones (the infrequent group as
+    one)."""
+    n_slots, n_observed = category_slots(column, options.get("min_frequency"),
+                                         options.get("max_categories"))
+    if n_slots <= MAX_AUTO_CATEGORIES and (n_slots <= MIN_IDENTIFIER_CATEGORIES
+                                           or n_slots <= n_observed / 2):
+        return
+    grouped = options.get("min_frequency") is not None or \
+        options.get("max_categories") is not None
+    raise ValueError(
+        f"Column {name!r} has {n_slots} distinct values"
+        f"{' (after grouping the rare ones)' if grouped else ''} in {n_observed} observed "
+        "entries: it looks like free text or an identifier, which a categorical "
+        "likelihood would model with one network output per value (slowly, and "
+        "with most values seen once). The automatic likelihood refuses text and "
+        f"category columns with more than {MAX_AUTO_CATEGORIES} categories, or more "
+        f"than {MIN_IDENTIFIER_CATEGORIES} that are over half the column's observed "
+        "entries. Drop the column; or group its rare values into one category with "
+        "min_frequency or max_categories (the limits apply to the categories left); "
+        f"or set its likelihood explicitly, likelihood={{{name!r}: 'categorical'}}, "
+        "to keep it as it is."
+    )
 
 
 def merge_specs(collective, specs):
@@ -341,14 +403,18 @@ def missing_entries(M):
     return any(np.isnan(M[start : start + 4096]).any() for start in range(0, len(M), 4096))
 
 
-def encode(X, observation, specs):
+def encode(X, observation, specs, handle_unknown="error"):
     """The float matrix the model sees; raises ValueError for values out of support.
 
     ``X`` is a DataFrame, or an array already validated as finite floats (whose
     dtype is kept, and which is not copied unless a likelihood recodes it).
+    A category not seen in ``fit`` raises a ValueError with ``handle_unknown=
+    "error"``; with ``"warn"`` and ``"ignore"`` it is coded as a missing
+    entry, ``"warn"`` saying so (see :func:`warn_unseen`).
     """
     frame = is_dataframe(X)
     out = np.empty((X.shape[0], len(specs)), dtype=np.float64) if frame else X
+    unseen = {}
     for lik, cols in zip(observation.likelihoods, observation.columns):
         if frame:
             names = [specs[j].name for j in cols]
@@ -360,13 +426,32 @@ def encode(X, observation, specs):
         else:
             names = None if observation.whole else list(cols)
             values = X if observation.whole else X[:, cols]
-        coded = lik.encode(values, names)
+        if handle_unknown == "error":
+            coded = lik.encode(values, names)
+        else:
+            coded, counts = lik.encode_unseen(values, names)
+            unseen.update({specs[j].name: int(n) for j, n in zip(cols, counts) if n})
         if coded is values and not frame:
             continue
         if out is X:
             out = X.copy()
         out[:, cols] = coded
+    if unseen and handle_unknown == "warn":
+        warn_unseen(unseen)
     return out
+
+
+def warn_unseen(unseen):
+    """A UserWarning that says, for each column named in ``unseen``, how many
+    entries held a category not seen in ``fit``, treated as missing."""
+    where = ", ".join(f"{n} {'entry' if n == 1 else 'entries'} of column {name!r}"
+                      for name, n in unseen.items())
+    warn(
+        f"Categories not seen in fit, in {where}, were treated as missing entries "
+        "(their rows count their other entries). Set handle_unknown='ignore' to "
+        "silence this warning, or 'error' to refuse them.",
+        UserWarning,
+    )
 
 
 def decode(M, observation, specs, as_frame):

@@ -188,6 +188,12 @@ def parameter_cases():
         "n_score_samples=0": {"n_score_samples": 0},
         "max_grad_norm=0": {"max_grad_norm": 0.0},
         "compile with distributed": {"compile": True, "distributed": True},
+        "handle_unknown='raise'": {"handle_unknown": "raise"},
+        "min_frequency=0": {"min_frequency": 0},
+        "min_frequency=1.0": {"min_frequency": 1.0},
+        "min_frequency=-0.5": {"min_frequency": -0.5},
+        "max_categories=0": {"max_categories": 0},
+        "max_categories=2.5": {"max_categories": 2.5},
     }
     if not torch.cuda.is_available():
         bad["device='cuda' without CUDA"] = {"device": "cuda"}
@@ -236,8 +242,12 @@ def method_cases():
         "transform frame to array model": (FRAME[["x", "n", "b"]].astype(float),
                                            model.transform, "ok|feature names"),
         "transform array to frame model": (X, frame_model.transform, "DataFrame"),
+        # Treated as missing entries, with a warning (handle_unknown="warn").
         "transform frame unseen category": (with_column(FRAME, "s", "w"),
-                                            frame_model.transform, "not seen in fit"),
+                                            frame_model.transform, "ok"),
+        "transform frame unseen category refused": (
+            with_column(FRAME, "s", "w"), fitted(FRAME, handle_unknown="error").transform,
+            "not seen in fit"),
         "transform frame missing column": (FRAME.drop(columns="x"), frame_model.transform,
                                            "feature names|features"),
         "transform frame datetime": (with_column(FRAME, "x", pd.date_range("2020",

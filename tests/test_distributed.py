@@ -163,18 +163,24 @@ def test_ranks_agree_on_the_size_auto_chooses(tmp_path):
 def test_categories_and_count_rule_are_merged_across_ranks(tmp_path):
     pd = pytest.importorskip("pandas")
     rng = np.random.RandomState(0)
+    kinds = [np.array(["a"] * 70 + ["d"] * 3 + ["e"] * 4 + ["f"] * 3, dtype=object),
+             np.array(["c"] * 55 + ["d"] * 3 + ["b"] * 2, dtype=object)]
     frames = [
-        pd.DataFrame({"x": rng.normal(size=80), "kind": rng.choice(["a", "b"], 80),
-                      "n": rng.poisson(3, 80)}),
-        pd.DataFrame({"x": rng.normal(size=60), "kind": rng.choice(["b", "c"], 60),
+        pd.DataFrame({"x": rng.normal(size=80), "kind": kinds[0], "n": rng.poisson(3, 80)}),
+        pd.DataFrame({"x": rng.normal(size=60), "kind": kinds[1],
                       "n": rng.randint(0, 5000, 60)}),  # beyond the discrete range here
     ]
-    a, b = run_ranks(tmp_path, frames, {"max_iter": 3, "random_state": 0})
+    # "d" is rare on each rank (3 rows) but not on all (6): the counts are
+    # merged before min_frequency groups the rare categories.
+    a, b = run_ranks(tmp_path, frames, {"max_iter": 3, "random_state": 0, "min_frequency": 5})
     for fitted in (a, b):
         heads = {type(lik).__name__: lik for lik in fitted.module_.observation.likelihoods}
-        assert heads["Categorical"].categories == [("a", "b", "c")]
+        kind = heads["Categorical"]
+        assert kind.categories == [("a", "b", "c", "d", "e", "f")]
+        assert kind.counts == [(70, 2, 55, 6, 4, 3)] and kind.infrequent == [(1, 4, 5)]
         # Rank 0 reads "n" as discrete, rank 1 as Gaussian: both take Gaussian.
         assert [s.likelihood for s in fitted._specs] == ["gaussian", "categorical", "gaussian"]
+    np.testing.assert_array_equal(a.transform(frames[0]), b.transform(frames[0]))
 
 
 @pytest.mark.slow

@@ -94,7 +94,7 @@ def test_score_sums_column_log_likelihoods(make_vae, table):
 
 
 def test_unseen_category_is_a_clear_error(make_vae, table):
-    vae = make_vae(hidden_layer_sizes=(32,), max_iter=2).fit(table)
+    vae = make_vae(hidden_layer_sizes=(32,), max_iter=2, handle_unknown="error").fit(table)
     bad = table.iloc[:5].copy()
     bad["city"] = ["x", "y", "z", "x", "x"]
     with pytest.raises(ValueError, match=r"Column 'city' has categories not seen in fit: \['z'\]"):
