@@ -48,6 +48,9 @@ class VAEImputer(TransformerMixin, DocLinkMixin, BaseEstimator):
     latent draws from the encoder (as in MIWAE, Mattei and Frellsen 2019), or,
     with ``sample_posterior=True``, with a draw from that conditional
     distribution. Mixed DataFrames come back with their dtypes and categories.
+    A category not seen in ``fit`` is imputed as a missing entry, with a
+    warning, under the estimator's ``handle_unknown="warn"`` (silently with
+    ``"ignore"``; ``"error"`` refuses it).
 
     Parameters
     ----------

@@ -440,3 +440,17 @@ def test_too_little_grouping_is_still_refused():
     with pytest.raises(ValueError, match=r"has 55 distinct values \(after grouping the rare "
                                          r"ones\) in 100 observed entries"):
         fitted(frame, max_categories=55)
+
+
+def test_a_categorical_pickled_before_grouping_is_rebuilt():
+    """A likelihood object from before the grouping attributes (in files that
+    held torch objects) is completed as an ungrouped one."""
+    lik = Categorical([("a", "b", "c")])
+    state = {k: v for k, v in lik.__dict__.items()
+             if k not in ("n_slots", "counts", "infrequent", "grouped")}
+    old = Categorical.__new__(Categorical)
+    old.__setstate__(state)
+    assert old.n_slots == [3] and not old.grouped and old.infrequent == [()]
+    params = torch.randn(4, 3, generator=torch.Generator().manual_seed(0))
+    codes = torch.tensor([[0.0], [1.0], [2.0], [1.0]])
+    assert torch.equal(old.log_prob(params, codes), lik.log_prob(params, codes))
