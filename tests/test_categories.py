@@ -454,3 +454,14 @@ def test_a_categorical_pickled_before_grouping_is_rebuilt():
     params = torch.randn(4, 3, generator=torch.Generator().manual_seed(0))
     codes = torch.tensor([[0.0], [1.0], [2.0], [1.0]])
     assert torch.equal(old.log_prob(params, codes), lik.log_prob(params, codes))
+
+
+def test_imputer_with_grouped_categories_fills_in_real_ones(shop):
+    missing = list(range(0, 240, 5))
+    holes = with_values(shop, "plan", None, missing)
+    vae = VAETransformer(n_components=2, hidden_layer_sizes=(8,), max_iter=3, min_frequency=8)
+    means = VAEImputer(vae, random_state=0).fit(holes).transform(holes)
+    # "gold" stands for its slot.
+    assert set(means["plan"].iloc[missing]) <= {"basic", "pro", "gold"}
+    draws = VAEImputer(vae, sample_posterior=True, random_state=0).fit(holes).transform(holes)
+    assert draws["plan"].notna().all() and set(draws["plan"]) <= set(shop["plan"])
