@@ -465,3 +465,19 @@ def test_imputer_with_grouped_categories_fills_in_real_ones(shop):
     assert set(means["plan"].iloc[missing]) <= {"basic", "pro", "gold"}
     draws = VAEImputer(vae, sample_posterior=True, random_state=0).fit(holes).transform(holes)
     assert draws["plan"].notna().all() and set(draws["plan"]) <= set(shop["plan"])
+
+
+def test_whole_number_columns_have_no_unseen_values():
+    """A discrete column scores any whole number (its tails): under "warn" a
+    new extreme is scored, not treated as missing, and nothing is said."""
+    rng = np.random.RandomState(0)
+    frame = pd.DataFrame({"rating": rng.randint(1, 6, 120), "x": rng.normal(size=120)})
+    vae = fitted(frame)
+    assert vae.column_likelihoods_["rating"]["likelihood"] == "discrete"
+    odd = frame.iloc[:4].copy()
+    odd.loc[odd.index[0], "rating"] = 9
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        scores = vae.score_samples(odd)
+    np.testing.assert_array_equal(scores, vae.set_params(handle_unknown="error").score_samples(odd))
+    assert np.isfinite(scores).all()
