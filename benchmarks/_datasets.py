@@ -260,7 +260,8 @@ def _adult_table():
 
     # Concatenating the two files loses the categories (their sets differ).
     both = pd.concat(load_adult(), ignore_index=True)
-    return _as_categories(both.astype({c: object for c in both.select_dtypes("category")}))
+    lost = {c: object for c in both.select_dtypes("category")}
+    return _as_categories(both.astype(lost))
 
 
 # Mixed tables for the synthetic-data benchmarks: name -> (loader, target).

@@ -24,7 +24,8 @@ median over the seeds with half their range after a ``~`` (shown when it is
   accuracy for several classes) or HistGradientBoostingRegressor (R^2, for a
   numeric target) trained on the drawn rows and tested on the real held-out
   rows, which no generator saw; the ``real`` row trains it on the real
-  training rows. The target is one of the columns the generators fit;
+  training rows. The target is one of the columns the generators fit; drawn
+  rows with a single class score as a constant prediction (ROC AUC 0.5);
 * ``out worst`` and ``out mean``: the share of drawn values outside the
   training range [min, max] of each numeric column, for the worst column
   (named) and averaged over the numeric columns; ``non-int``: the largest
@@ -70,7 +71,7 @@ another build. Without sdmetrics the quality columns are skipped, without
 ctgan the TVAE and CTGAN rows; the install command is printed. Run::
 
     python benchmarks/bench_synthetic.py                  # the full comparison
-    python benchmarks/bench_synthetic.py --quick          # 1 seed, 30 epochs, 2,000 rows
+    python benchmarks/bench_synthetic.py --quick          # 1 seed, 30 epochs
     python benchmarks/bench_synthetic.py --tables adult german --seeds 0 1 2
     python benchmarks/bench_synthetic.py --ctgan-epochs 100   # CTGAN is slow on CPUs
 
@@ -92,7 +93,10 @@ import numpy as np
 import pandas as pd
 import sklearn
 import torch
-from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+from sklearn.ensemble import (
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+)
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, r2_score, roc_auc_score
 from sklearn.model_selection import train_test_split
@@ -174,7 +178,8 @@ def quality(train, rows, sdmetrics):
     """SDMetrics QualityReport: overall score, Column Shapes, Column Pair Trends."""
     if sdmetrics is None:
         return {}
-    metadata = {"columns": {c: {"sdtype": kind} for c, kind in column_kinds(train).items()}}
+    kinds = column_kinds(train)
+    metadata = {"columns": {c: {"sdtype": kind} for c, kind in kinds.items()}}
     with warnings.catch_warnings():
         # sdmetrics 0.32 deprecates the single-table report for a unified one.
         warnings.simplefilter("ignore")
@@ -208,15 +213,15 @@ def efficacy(rows, test, target, categories):
                                               random_state=0)
         return r2_score(test[target], model.fit(X, rows[target]).predict(X_test))
     y, y_test = rows[target].astype(str), test[target].astype(str)
-    if y.nunique() < 2:
-        return np.nan
+    classes = sorted(y_test.unique())
+    if y.nunique() < 2:  # drawn rows of one class: a constant prediction
+        return 0.5 if len(classes) == 2 else float((y_test == y.iloc[0]).mean())
     model = HistGradientBoostingClassifier(categorical_features="from_dtype",
                                            random_state=0).fit(X, y)
-    classes = sorted(y_test.unique())
     if len(classes) != 2:
         return accuracy_score(y_test, model.predict(X_test))
     if classes[1] not in model.classes_:
-        return np.nan
+        return 0.5
     column = list(model.classes_).index(classes[1])
     return roc_auc_score(y_test == classes[1], model.predict_proba(X_test)[:, column])
 
@@ -316,7 +321,8 @@ def describe_table(name, frame, train, test, target):
               else "ROC AUC" if frame[target].nunique() == 2 else "accuracy")
     return (f"{name}: {len(frame):,} rows ({len(train):,} train / {len(test):,} "
             f"test), {frame.shape[1]} columns ({kinds.get('numerical', 0)} numeric, "
-            f"{kinds.get('categorical', 0)} categorical, {kinds.get('boolean', 0)} bool); "
+            f"{kinds.get('categorical', 0)} categorical, "
+            f"{kinds.get('boolean', 0)} bool); "
             f"target {target} ({metric})")
 
 
@@ -363,14 +369,16 @@ def table_line(model, runs):
 def column_lines(results, reference):
     """Per numeric column and generator: drawn range against the training
     range, shares out of it, and the most common training value's share."""
-    lines = [f"  {'column':<28}{'train [min, max]':>20}  {'rows':<6}{'drawn [min, max]':>24}"
-             f"{'below':>8}{'above':>8}   most common value: train -> drawn   (skvae's likelihood)"]
+    lines = [f"  {'column':<28}{'train [min, max]':>20}  {'rows':<6}"
+             f"{'drawn [min, max]':>24}{'below':>8}{'above':>8}   "
+             "most common value: train -> drawn   (skvae's likelihood)"]
     sources = [("real", [reference])] + list(results.items())
     for column, ref in reference["detail"].items():
         label, span = column, f"[{ref['lo']:.4g}, {ref['hi']:.4g}]"
         for model, runs in sources:
             ds = [r["detail"][column] for r in runs]
-            drawn = f"[{min(d['min'] for d in ds):.4g}, {max(d['max'] for d in ds):.4g}]"
+            low, high = min(d["min"] for d in ds), max(d["max"] for d in ds)
+            drawn = f"[{low:.4g}, {high:.4g}]"
             below = np.mean([d["below"] for d in ds]) * 100
             above = np.mean([d["above"] for d in ds]) * 100
             top = np.mean([d["top_drawn"] for d in ds]) * 100
@@ -394,18 +402,23 @@ def print_table(description, results, reference):
     print("\n".join(column_lines(results, reference)), flush=True)
 
 
+def mean_of_medians(per, key):
+    """Mean over tables of the median over seeds of ``key``."""
+    return np.nanmean([summarise([r.get(key) for r in runs])[0] for runs, _ in per])
+
+
 def print_summary(all_results):
     """Means over the tables of each generator's medians over seeds."""
     print("\nSummary: mean over the tables of the per-table medians "
           "(ML gap = synthetic minus real-trained score)")
-    print(f"{'model':<7}{'tables':>7}{'quality':>9}{'shapes':>9}{'pairs':>9}{'ML gap':>9}"
-          f"{'out worst':>10}{'out mean':>10}{'copies':>9}{'fit s':>9}{'sample s':>10}")
+    print(f"{'model':<7}{'tables':>7}{'quality':>9}{'shapes':>9}{'pairs':>9}"
+          f"{'ML gap':>9}{'out worst':>10}{'out mean':>10}{'copies':>9}{'fit s':>9}"
+          f"{'sample s':>10}")
     models = dict.fromkeys(m for results, _ in all_results.values() for m in results)
     for model in models:
         per = [(results[model], ref) for results, ref in all_results.values()
                if model in results]
-        med = lambda key: np.nanmean([summarise([r.get(key) for r in runs])[0]  # noqa: E731
-                                      for runs, _ in per])
+        med = lambda key, per=per: mean_of_medians(per, key)  # noqa: E731
         gap = np.nanmean([summarise([r["ml"] for r in runs])[0] - ref["ml"]
                           for runs, ref in per])
         fit = sum(summarise([r["fit_s"] for r in runs])[0] for runs, _ in per)
@@ -477,8 +490,9 @@ def main(argv=None):
             all_results[name] = (results, reference)
     if all_results:
         print_summary(all_results)
-    load = f", load average {os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else ""
-    print(f"\ntotal {time.perf_counter() - start:.0f}s{load}")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    seconds = time.perf_counter() - start
+    print(f"\ntotal {seconds:.0f}s, load average (1 min) at the end {load:.2f}")
 
 
 if __name__ == "__main__":
