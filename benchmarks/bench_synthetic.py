@@ -150,6 +150,16 @@ def make_generator(name, train, seed, epochs):
     return model, lambda: model.fit(train, discrete_columns=discrete), model.sample
 
 
+def chosen_likelihoods(model):
+    """The likelihood the automatic rule chose for each column of a fitted
+    VAETransformer: ``column_likelihoods_`` where the release has it, else
+    the private column specs of older ones."""
+    public = getattr(model, "column_likelihoods_", None)
+    if public is not None:
+        return {name: entry["likelihood"] for name, entry in public.items()}
+    return {spec.name: spec.likelihood for spec in getattr(model, "_specs", [])}
+
+
 def generate(name, train, seed, epochs):
     """Fit one generator and draw ``len(train)`` rows:
     ``(rows, fit seconds, sample seconds, note)``."""
@@ -165,9 +175,7 @@ def generate(name, train, seed, epochs):
     if name == "skvae":
         stopped = any(issubclass(w.category, ConvergenceWarning) for w in caught)
         note = f"{model.n_iter_} ep" + ("*" if stopped else "")
-        # The likelihood the automatic rule chose for each column (private).
-        rows.attrs["likelihoods"] = {
-            spec.name: spec.likelihood for spec in getattr(model, "_specs", [])}
+        rows.attrs["likelihoods"] = chosen_likelihoods(model)
     else:
         note = f"{getattr(model, 'epochs', None) or getattr(model, '_epochs', '?')} ep"
     changed = [c for c in train.columns if rows[c].dtype != train[c].dtype]
