@@ -274,10 +274,10 @@ def measure(train, test, rows, target, categories, sdmetrics):
     """All figures of one set of drawn (or held-out) rows."""
     detail = ranges(train, rows)
     out = {name: d["below"] + d["above"] for name, d in detail.items()}
-    worst = max(out, key=out.get) if out else None
+    worst = max(out, key=out.get) if out and max(out.values()) > 0 else None
     figures = {
         "ml": efficacy(rows, test, target, categories),
-        "out_worst": out[worst] if worst else 0.0, "worst": worst,
+        "out_worst": max(out.values(), default=0.0), "worst": worst,
         "out_mean": float(np.mean(list(out.values()))) if out else 0.0,
         "nonint": max((d["nonint"] for d in detail.values()), default=0.0),
         "copies": copies(train, rows), "detail": detail,
@@ -345,35 +345,36 @@ def summarise(values):
 
 
 def cell(values, width, digits=3, percent=False):
-    """``median~spread`` right-aligned in ``width`` characters."""
+    """``median~spread`` right-aligned in ``width`` characters, the first a
+    space."""
     median, spread = summarise(values)
     if np.isnan(median):
-        return f"{'-':>{width}}"
+        return f" {'-':>{width - 1}}"
     scale, unit = (100, "%") if percent else (1, "")
     text = f"{median * scale:.{digits}f}{unit}"
     if spread * scale >= 0.5 * 10 ** -digits and spread * scale >= 0.005:
         text += f"~{spread * scale:.{digits}f}"
-    return f"{text:>{width}}"
+    return f" {text:>{width - 1}}"
 
 
-HEADER = (f"{'model':<7}{'fit s':>9}{'sample s':>10}{'quality':>13}{'shapes':>13}"
-          f"{'pairs':>13}{'ML':>13}{'out worst':>11} {'(column)':<29}{'out mean':>9}"
-          f"{'non-int':>9}{'copies':>9}  notes")
+HEADER = (f"{'model':<7}{'fit s':>12}{'sample s':>11}{'quality':>13}{'shapes':>13}"
+          f"{'pairs':>13}{'ML':>13}{'out worst':>14} {'(column)':<29}{'out mean':>13}"
+          f"{'non-int':>9}{'copies':>13}  notes")
 
 
 def table_line(model, runs):
-    """One row of a data set's table."""
+    """One row of a data set's table (every cell has room for ``~spread``)."""
     get = lambda key: [r.get(key) for r in runs]  # noqa: E731
-    worst = pd.Series(get("worst")).mode()
-    column = f"({worst.iloc[0]})" if len(worst) and worst.iloc[0] else ""
-    seconds = (cell(get("fit_s"), 9, 1) + cell(get("sample_s"), 10, 2)
-               if "fit_s" in runs[0] else f"{'-':>9}{'-':>10}")
+    worst = pd.Series(get("worst")).dropna().mode()
+    column = f"({worst.iloc[0]})" if len(worst) else ""
+    seconds = (cell(get("fit_s"), 12, 1) + cell(get("sample_s"), 11, 2)
+               if "fit_s" in runs[0] else f"{'-':>12}{'-':>11}")
     notes = "; ".join(dict.fromkeys(r["note"] for r in runs if "note" in r))
     return (f"{model:<7}{seconds}{cell(get('quality'), 13)}{cell(get('shapes'), 13)}"
             f"{cell(get('pairs'), 13)}{cell(get('ml'), 13)}"
-            f"{cell(get('out_worst'), 11, 2, True)} {column:<29}"
-            f"{cell(get('out_mean'), 9, 2, True)}{cell(get('nonint'), 9, 2, True)}"
-            f"{cell(get('copies'), 9, 2, True)}  {notes}")
+            f"{cell(get('out_worst'), 14, 2, True)} {column:<29}"
+            f"{cell(get('out_mean'), 13, 2, True)}{cell(get('nonint'), 9, 2, True)}"
+            f"{cell(get('copies'), 13, 2, True)}  {notes}")
 
 
 def column_lines(results, reference):
