@@ -127,7 +127,8 @@ class VAETransformer(
         - ``"auto"``: for DataFrame columns by dtype and range: bool:
           bernoulli; category, object or string: categorical; integer, or
           float holding whole numbers only: discrete when ``max - min < 100``;
-          any other number: lognormal when no value is negative and the
+          other numbers of 2 to 10 distinct values, each seen ten times on
+          average: categorical; any other number: lognormal when no value is negative and the
           skewness exceeds 1 and the log reduces it, else gaussian. Every
           column of an array is gaussian. ``column_likelihoods_`` shows what
           was chosen.

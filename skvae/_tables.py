@@ -17,6 +17,9 @@ The automatic rule (``likelihood="auto"``), for DataFrame columns by dtype:
   training values span at most MAX_DISCRETE_VALUES integers (ratings, years of
   schooling, months of tenure: each value gets its own probability, so heaped
   values come back heaped); wider ones as other numbers:
+* other numbers with at most MAX_LEVELS (10) distinct values, each seen ten
+  times on average (coded levels, such as a log-coinsurance of five values)
+  -> ``"categorical"``
 * any other number -> ``"lognormal"`` when no value is negative and the column
   is skewed to the right (skewness above SKEWED, 1, and more symmetric after
   the log: prices, incomes, amounts, durations), else ``"gaussian"``; integer
@@ -46,6 +49,9 @@ from ._warn import warn
 
 AUTO = "auto"
 MAX_DISCRETE_VALUES = 100
+# A number column of at most this many distinct values, each seen ten times on
+# average, holds coded levels: categorical under "auto".
+MAX_LEVELS = 10
 # Under likelihood="auto", ranks may read a numeric column differently (each
 # sees its own shard's range and shape): they agree on the widest reading.
 _NUMERIC_READINGS = ("discrete", "lognormal", "gaussian")
@@ -170,6 +176,9 @@ def _auto_likelihood(column, name):
                 integer or (observed == np.round(observed)).all()):
             if observed.max() - observed.min() < MAX_DISCRETE_VALUES:
                 return "discrete"
+        levels = np.unique(observed).size
+        if 2 <= levels <= MAX_LEVELS and observed.size >= 10 * levels:
+            return "categorical"  # coded levels: each value a category
         return "lognormal" if _right_skewed(observed) else "gaussian"
     raise ValueError(
         f"Column {name!r} has dtype {dtype}, which fits no likelihood; convert it to a "

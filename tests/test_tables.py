@@ -196,7 +196,9 @@ def test_estimator_outputs_stay_within_an_int8_columns_range():
     from skvae import VAETransformer
 
     frame = pd.DataFrame({"t": np.array([-120, -100, 100, 120] * 10, dtype=np.int8)})
-    vae = VAETransformer(n_components=1, max_iter=3, random_state=0).fit(frame)
+    # Gaussian, as the automatic rule would read it with more distinct values.
+    vae = VAETransformer(n_components=1, max_iter=3, random_state=0,
+                         likelihood="gaussian").fit(frame)
     mean = vae.inverse_transform(np.array([[0.0], [30.0], [-30.0]]))["t"]
     module = vae.module_.eval()
     with torch.no_grad():
@@ -308,3 +310,14 @@ def test_discrete_and_log_normal_columns_take_missing_values(make_vae):
     filled = filled.fit_transform(incomplete)
     assert filled.notna().all().all()
     assert filled["years"].between(0, 18).all() and (filled["income"] > 0).all()
+
+
+def test_a_few_coded_levels_are_categorical_under_auto():
+    rng = np.random.RandomState(0)
+    levels = np.log1p([0, 10, 25, 50, 95])
+    frame = pd.DataFrame({"coins": rng.choice(levels, 200), "few_rows": rng.choice(levels, 200)})
+    frame.loc[30:, "few_rows"] = rng.normal(size=170)
+    assert [s.likelihood for s in column_specs(frame, "auto", KNOWN)] == [
+        "categorical", "gaussian"]
+    # Too few rows for their number of levels: not read as levels.
+    assert column_specs(frame.iloc[:40], "auto", KNOWN)[0].likelihood == "gaussian"
