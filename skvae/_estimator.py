@@ -122,16 +122,16 @@ class VAETransformer(
           dispersion per feature): counts, non-negative integers;
         - ``"discrete"``: whole numbers, each value of the training range a
           category of its own (heaped histograms), with geometric tails beyond;
-        - ``"lognormal"``: a Gaussian on ``log(x + shift)``, for skewed
-          non-negative columns;
+        - ``"lognormal"``: a point mass at 0 and a Gaussian on ``log x``,
+          for skewed or zero-heavy non-negative columns;
         - ``"auto"``: for DataFrame columns by dtype and range: bool:
           bernoulli; category, object or string: categorical; integer, or
           float holding whole numbers only: discrete when ``max - min < 100``;
           other numbers of 2 to 10 distinct values, each seen ten times on
-          average: categorical; any other number: lognormal when no value is negative and the
-          skewness exceeds 1 and the log reduces it, else gaussian. Every
-          column of an array is gaussian. ``column_likelihoods_`` shows what
-          was chosen.
+          average: categorical; any other number: lognormal when no value is
+          negative and at least 10% are 0 or the skewness exceeds 1 and the
+          log reduces it, else gaussian. Every column of an array is
+          gaussian. ``column_likelihoods_`` shows what was chosen.
           A category, object or string column that looks like free text or
           identifiers is refused: ``fit`` raises a ValueError naming it when
           it has more than 1,000 categories, or more than 50 that are more

@@ -402,63 +402,86 @@ class Gaussian(Likelihood):
 
 
 class LogNormal(Gaussian):
-    """Normal likelihood of ``log(x + shift)``: for skewed non-negative columns
-    (prices, incomes, durations) whose long right tail a Gaussian on ``x``
-    fits only with a variance that spills below zero.
+    """Log-normal likelihood with a point mass at zero: for skewed or
+    zero-heavy non-negative columns (prices, incomes, amounts, capital gains
+    that are 0 for most rows), whose long right tail a Gaussian on ``x`` fits
+    only with a variance that spills below zero.
 
-    ``shift`` is 0 for a column whose training values are all positive, else
-    its smallest positive value (so a zero sits one "doubling" below it). The
-    network sees and the decoder predicts the standardised ``log(x + shift)``
-    exactly as :class:`Gaussian` does for ``x``; the log-density is reported in
-    the original units (the Jacobian ``-log(x + shift)`` included), so
-    ``score_samples`` compares with a Gaussian model's. Draws are
-    ``exp(y) - shift``, never below ``-shift``; :meth:`mean` is the
-    log-normal's mean, ``exp(mu + sigma**2 / 2) - shift``. Under a
-    distributed fit each rank learns its shift and scaling from its own shard
-    and training starts from rank 0's.
+    Each column gets two decoder outputs: the logit of ``P(x = 0 | z)`` and
+    the mean of ``log x`` given ``x > 0``, which is Gaussian exactly as in
+    :class:`Gaussian` (standardised on the training rows' positive values,
+    with a learned variance and its floor). So
+
+    * ``log p(0 | z) = log sigmoid(logit)``, a probability, and
+    * ``log p(x | z) = log(1 - sigmoid(logit)) + log N(log x) - log x`` for
+      ``x > 0``, a density in the original units (the Jacobian included);
+
+    ``score_samples`` of a row mixes the two, as any model of a column with a
+    point mass must. Draws are 0 with probability ``sigmoid(logit)``, else
+    ``exp(y)``; :meth:`mean` is ``(1 - sigmoid(logit)) exp(mu + sigma**2 / 2)``.
+    The network sees the standardised ``log x`` of positive values (0 for
+    zeros) and whether the value is 0. A negative value (outside the support,
+    in a held-out row) is scored as a tiny positive one: very low, but finite.
     """
 
     name = "lognormal"
 
     def __init__(self, n_features, min_variance="auto"):
         super().__init__(n_features, min_variance)
-        self.register_buffer("shift", torch.zeros(n_features))
+        self.n_params = 2 * self.n_features
+        self.n_inputs = 2 * self.n_features
 
     def fit_data(self, X, columns=None):
         values = np.asarray(take(X, columns), dtype=np.float64)
-        positive = np.where(values > 0, values, np.inf).min(axis=0)
-        positive[~np.isfinite(positive)] = 1.0
-        least = np.nanmin(np.where(np.isnan(values), np.inf, values), axis=0)
-        shift = np.where(least > 0, 0.0, positive)
-        self.shift.copy_(torch.as_tensor(shift))
-        super().fit_data(np.log(np.maximum(values + shift, _TINY)))
+        # The Gaussian part learns from the positive values only.
+        logs = np.full_like(values, np.nan)
+        np.log(values, out=logs, where=values > 0)
+        empty = np.isnan(logs).all(axis=0)
+        logs[0, empty] = 0.0  # a column without positive values: log 1
+        super().fit_data(logs)
+
+    def _split(self, params):
+        return params[..., : self.n_features], params[..., self.n_features :]
 
     def _log(self, x):
-        shifted = x + self.shift.to(x.dtype)
-        return torch.log(torch.clamp(shifted, min=_TINY))
+        return torch.log(torch.clamp(x, min=_TINY))
 
     def network_input(self, x):
-        return super().network_input(self._log(x))
+        zero = x <= 0
+        logged = torch.where(zero, self.loc.to(x.dtype), self._log(x))
+        return torch.cat([super().network_input(logged), zero.to(x.dtype)], dim=-1)
+
+    def input_mask(self, mask):
+        return torch.cat([mask, mask], dim=-1)
 
     def log_prob(self, params, x):
         return self.log_prob_terms(params, x).sum(-1)
 
     def log_prob_terms(self, params, x):
+        logit, mu = self._split(params)
         y = self._log(x)
-        return super().log_prob_terms(params, y) - y
+        positive = Gaussian.log_prob_terms(self, mu, y) - y + F.logsigmoid(-logit)
+        return torch.where(x == 0, F.logsigmoid(logit), positive)
 
     def mean(self, params):
+        logit, mu = self._split(params)
         sigma = self.std() * self.scale
-        return torch.exp(super().mean(params) + sigma.square() / 2) - self.shift
+        return torch.sigmoid(-logit) * torch.exp(Gaussian.mean(self, mu) + sigma.square() / 2)
+
+    def impute(self, params, weights):
+        return (weights.unsqueeze(-1) * self.mean(params)).sum(0)
 
     def sample(self, params, generator):
-        noise = torch.randn(params.shape, generator=generator, device=params.device)
+        logit, mu = self._split(params)
+        noise = torch.randn(mu.shape, generator=generator, device=mu.device)
+        zero = torch.rand(mu.shape, generator=generator, device=mu.device) < torch.sigmoid(logit)
         # Gaussian's mean (the log's), not this class's.
-        return torch.exp(Gaussian.mean(self, params + noise * self.std())) - self.shift
+        drawn = torch.exp(Gaussian.mean(self, mu + noise * self.std()))
+        return torch.where(zero, torch.zeros_like(drawn), drawn)
 
 
-# The smallest argument of the log-normal's log: a value at or below -shift
-# (outside its support, in a held-out row) gets a very low but finite score.
+# The smallest argument of the log-normal's log: a negative value (outside its
+# support, in a held-out row) gets a very low but finite score.
 _TINY = 1e-30
 
 

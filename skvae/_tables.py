@@ -20,10 +20,11 @@ The automatic rule (``likelihood="auto"``), for DataFrame columns by dtype:
 * other numbers with at most MAX_LEVELS (10) distinct values, each seen ten
   times on average (coded levels, such as a log-coinsurance of five values)
   -> ``"categorical"``
-* any other number -> ``"lognormal"`` when no value is negative and the column
-  is skewed to the right (skewness above SKEWED, 1, and more symmetric after
-  the log: prices, incomes, amounts, durations), else ``"gaussian"``; integer
-  columns come back rounded to integers
+* any other number -> ``"lognormal"`` (with a point mass at 0) when no value
+  is negative and either at least ZERO_HEAVY (10%) of the values are 0 or the
+  column is skewed to the right (skewness above SKEWED, 1, and the log of its
+  positive values more symmetric: prices, incomes, amounts, durations), else
+  ``"gaussian"``; integer columns come back rounded to integers
 
 Plain arrays carry no per-column dtypes, so under ``"auto"`` every column of an
 array is ``"gaussian"``.
@@ -186,20 +187,24 @@ def _auto_likelihood(column, name):
     )
 
 
-# A non-negative float column is log-normal under "auto" when its skewness
-# exceeds this and the log (shifted past its zeros) makes it more symmetric.
+# A non-negative number column is log-normal under "auto" when at least this
+# share of its values are 0 (a point mass the log-normal holds) ...
+ZERO_HEAVY = 0.1
+# ... or when its skewness exceeds this and the log of its positive values is
+# more symmetric.
 SKEWED = 1.0
 
 
 def _right_skewed(values):
-    """Whether the observed ``values`` of a float column are non-negative and
-    skewed to the right enough for a log-normal (see :data:`SKEWED`)."""
+    """Whether the observed ``values`` of a number column are non-negative and
+    zero-heavy or skewed to the right (see :data:`ZERO_HEAVY`, :data:`SKEWED`)."""
     finite = values[np.isfinite(values)]
-    if finite.size < 3 or finite.min() < 0 or not (finite > 0).any():
+    if finite.size < 3 or finite.min() < 0 or (finite > 0).sum() < 3:
         return False
-    shift = 0.0 if finite.min() > 0 else finite[finite > 0].min()
-    raw, logged = _skewness(finite), _skewness(np.log(finite + shift))
-    return raw > SKEWED and abs(logged) < raw
+    if np.mean(finite == 0) >= ZERO_HEAVY:
+        return True
+    raw = _skewness(finite)
+    return raw > SKEWED and abs(_skewness(np.log(finite[finite > 0]))) < raw
 
 
 def _skewness(values):

@@ -457,25 +457,31 @@ def test_discrete_keeps_values_and_refuses_fractions():
     assert set(drawn.flatten().tolist()) <= {2.0, 3.0, 4.0, 5.0, 6.0}
 
 
-def test_lognormal_log_prob_matches_scipy_and_draws_stay_above_the_shift():
+def test_lognormal_has_a_point_mass_at_zero_and_matches_scipy_above():
     rng = np.random.RandomState(0)
     X = np.column_stack([np.exp(rng.normal(1.0, 0.8, size=300)),
                          np.where(rng.uniform(size=300) < 0.3, 0.0,
                                   np.exp(rng.normal(size=300)))])
     lik = LogNormal(2).double()
     lik.fit_data(X)
-    shift = lik.shift.numpy()
-    assert shift[0] == 0 and shift[1] == X[X[:, 1] > 0, 1].min()
-    params = torch.tensor(rng.normal(size=(300, 2)) * 0.3)
+    positive = np.log(X[X[:, 1] > 0, 1])
+    assert float(lik.loc[1]) == pytest.approx(positive.mean())
+    params = torch.tensor(rng.normal(size=(300, 4)) * 0.3)
     x = torch.tensor(X)
     with torch.no_grad():
-        mu = (lik.loc + lik.scale * params).numpy()
+        logit, mu = params[:, :2].numpy(), (lik.loc + lik.scale * params[:, 2:]).numpy()
         sigma = (lik.std() * lik.scale).numpy()
         got = lik.log_prob_terms(params, x).numpy()
-        expected = stats.lognorm(s=sigma, scale=np.exp(mu), loc=-shift).logpdf(X)
+        p_zero = 1 / (1 + np.exp(-logit))
+        expected = np.where(X == 0, np.log(p_zero), np.log1p(-p_zero) + stats.lognorm(
+            s=sigma, scale=np.exp(mu)).logpdf(np.where(X == 0, 1.0, X)))
         np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-9)
-        drawn = lik.sample(params, torch.Generator().manual_seed(0)).numpy()
         mean = lik.mean(params).numpy()
-    assert (drawn > -shift).all()
-    np.testing.assert_allclose(mean, stats.lognorm(s=sigma, scale=np.exp(mu),
-                                                   loc=-shift).mean(), rtol=1e-9)
+        np.testing.assert_allclose(mean, (1 - p_zero) * stats.lognorm(
+            s=sigma, scale=np.exp(mu)).mean(), rtol=1e-9)
+        many = params[:1].expand(20000, -1)
+        drawn = lik.sample(many, torch.Generator().manual_seed(0)).numpy()
+    assert (drawn >= 0).all()
+    np.testing.assert_allclose((drawn == 0).mean(0), p_zero[0], atol=0.015)
+
+

@@ -319,5 +319,20 @@ def test_a_few_coded_levels_are_categorical_under_auto():
     frame.loc[30:, "few_rows"] = rng.normal(size=170)
     assert [s.likelihood for s in column_specs(frame, "auto", KNOWN)] == [
         "categorical", "gaussian"]
-    # Too few rows for their number of levels: not read as levels.
-    assert column_specs(frame.iloc[:40], "auto", KNOWN)[0].likelihood == "gaussian"
+    # Too few rows for their number of levels: not read as levels (but as a
+    # non-negative column with many zeros: log-normal with its point mass).
+    assert column_specs(frame.iloc[:40], "auto", KNOWN | {"lognormal"})[0].likelihood == (
+        "lognormal")
+
+
+def test_zero_heavy_columns_keep_their_zeros(make_vae):
+    rng = np.random.RandomState(0)
+    z = rng.normal(size=600)
+    gain = np.where(z + rng.normal(0, 0.5, 600) > 1.0, np.exp(8 + rng.normal(size=600)), 0.0)
+    frame = pd.DataFrame({"gain": gain, "x": z})
+    vae = make_vae(hidden_layer_sizes=(32,), max_iter=100).fit(frame)
+    assert vae.column_likelihoods_["gain"]["likelihood"] == "lognormal"
+    drawn = vae.sample(3000, random_state=0)
+    assert (drawn["gain"] == 0).mean() == pytest.approx((gain == 0).mean(), abs=0.05)
+    # Zeros go with low x, as in the data.
+    assert drawn.loc[drawn["gain"] > 0, "x"].mean() > drawn.loc[drawn["gain"] == 0, "x"].mean()
