@@ -336,3 +336,10 @@ def test_zero_heavy_columns_keep_their_zeros(make_vae):
     assert (drawn["gain"] == 0).mean() == pytest.approx((gain == 0).mean(), abs=0.05)
     # Zeros go with low x, as in the data.
     assert drawn.loc[drawn["gain"] > 0, "x"].mean() > drawn.loc[drawn["gain"] == 0, "x"].mean()
+
+
+def test_the_chosen_likelihoods_show_in_the_html_representation(make_vae):
+    frame = heaped_schooling(100)
+    vae = make_vae(max_iter=2).fit(frame)
+    html = vae._repr_html_()
+    assert "column_likelihoods_" in html and "discrete" in html
