@@ -13,8 +13,8 @@ the target for classification) and draws as many rows as it was fitted on:
   their epochs (and are then printed).
 
 For each data set it prints one table, a row per generator, figures as the
-median over the seeds with half their range after a ``~`` (shown when it is
-0.005 or more; a single seed has none):
+median over the seeds with half their range after a ``~`` (left out when it
+rounds to nothing at the printed precision, or under 0.005; one seed has none):
 
 * ``quality``, ``shapes``, ``pairs``: SDMetrics' single-table QualityReport
   of the drawn rows against the training rows (overall score, Column Shapes,
