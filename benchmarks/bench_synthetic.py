@@ -81,8 +81,9 @@ All models train with ``--threads`` torch and OpenMP threads (default 1: on a
 machine shared with other work, two threads made fits up to ten times slower);
 compare seconds only within one run. CTGAN is the slow one: on one thread of a
 two-core machine shared with other work, a fit on Adult's 7,500 training rows
-took 323 s (300 epochs), TVAE's 55 s and VAETransformer's 8.5 s, and the whole
-default run (six tables, two seeds) 36 minutes; under a heavier load the same
+took 323 s (300 epochs), TVAE's 55 s and VAETransformer's 8.5 s (14.8 s with
+its discrete, log-normal and zero-mass likelihoods, in a separate run under a
+heavier load), and the whole default run (six tables, two seeds) 36 minutes; under a heavier load the same
 CTGAN fit took three times as long. ``--ctgan-epochs 100`` cuts it by two
 thirds.
 """
