@@ -468,9 +468,6 @@ class LogNormal(Gaussian):
         sigma = self.std() * self.scale
         return torch.sigmoid(-logit) * torch.exp(Gaussian.mean(self, mu) + sigma.square() / 2)
 
-    def impute(self, params, weights):
-        return (weights.unsqueeze(-1) * self.mean(params)).sum(0)
-
     def sample(self, params, generator):
         logit, mu = self._split(params)
         noise = torch.randn(mu.shape, generator=generator, device=mu.device)
@@ -1501,8 +1498,11 @@ class Observation(nn.Module):
         if not bounded:
             return x
         low, high = self._range(x)
+        # A column constant in training (its range a point) is that point: no
+        # draw would land on it, so it is moved there rather than drawn again.
+        spread = low < high
         for _ in range(self.REDRAWS):
-            outside = (x < low) | (x > high)
+            outside = ((x < low) | (x > high)) & spread
             if not bool(outside.any()):
                 break
             x = torch.where(outside, draw(), x)
