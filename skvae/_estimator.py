@@ -46,7 +46,7 @@ from ._data import (
     to_tensor,
 )
 from ._elbo import Objective
-from ._fitting import FitRun, check_unchanged, fitted_curves
+from ._fitting import FitRun, check_unchanged, fitted_curves, report
 from ._likelihoods import LIKELIHOODS, observed_mask
 from ._modules import ACTIVATIONS, ARCHITECTURES
 from ._persistence import STRUCTURAL, dump_state, load_state
@@ -64,7 +64,6 @@ from ._tables import (
     reads_input,
 )
 from ._training import (
-    TrainingDivergedError,
     make_optimizer,
     optimizer_snapshot,
     restore_optimizer,
@@ -654,8 +653,8 @@ class VAETransformer(
         self._history = result
         vars(self).update(fitted_curves(result, early_stopping), **run.latent_usage())
         context.call_on_fit_task_end(estimator=self, X=raw, y=y, reconstruction_attributes={})
-        self._report(result, max_iter, warn_unconverged=max_iter > 1,
-                     monitored=run.data.monitored)
+        report(result, max_iter, warn_unconverged=max_iter > 1,
+               monitored=run.data.monitored)
 
     def _build(self, run, raw, n_components):
         """A fresh model with ``n_components`` latent dimensions for the
@@ -735,34 +734,6 @@ class VAETransformer(
         attributes.update(fitted_curves(result, result.validation_scores))
         attributes.update(usage)
         return attributes
-
-    def _report(self, result, max_iter, warn_unconverged, monitored=False):
-        if result.diverged:
-            raise TrainingDivergedError(
-                f"Training diverged: the loss became NaN or infinite in epoch "
-                f"{result.n_iter + 1}. The weights of the last finite epoch were kept. "
-                "Try a lower learning_rate_init, max_grad_norm (e.g. 10), or scaling "
-                "the data (e.g. StandardScaler)."
-            )
-        if result.interrupted:
-            # The model is fitted (the best weights so far) and the program
-            # stops, as it would on a Ctrl-C anywhere else: a search or a loop
-            # of partial_fit calls does not go on.
-            raise KeyboardInterrupt(
-                f"Training was interrupted after {result.n_iter} epochs; the estimator "
-                "keeps the best weights so far and can be used."
-            )
-        if warn_unconverged and not (result.converged or result.stopped_by_hook):
-            if monitored:
-                advice = ("while the score of the held-out rows was still improving; "
-                          "consider raising max_iter.")
-            else:
-                advice = ("while the training loss was still improving. A higher max_iter "
-                          "trains further but can overfit a small table; "
-                          "early_stopping=True stops when the score of held-out rows "
-                          "stops improving.")
-            warn(f"VAETransformer stopped at max_iter={max_iter} epochs {advice}",
-                 ConvergenceWarning)
 
     # ---------------------------------------------------------------- inference
 

@@ -22,6 +22,7 @@ import functools
 
 import numpy as np
 import torch
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import _check_sample_weight
 
 from ._data import (
@@ -50,6 +51,7 @@ from ._tables import (
 )
 from ._training import (
     TrainingData,
+    TrainingDivergedError,
     TrainingSettings,
     auto_batch_size,
     auto_learning_rate,
@@ -410,3 +412,34 @@ def _shard_summary(X):
     if is_dataframe(X):
         return (tuple(map(str, X.columns)), tuple(map(str, X.dtypes)), X.shape[0])
     return (X.shape[1], str(X.dtype), X.shape[0])
+
+
+def report(result, max_iter, warn_unconverged, monitored=False):
+    """Raise or warn for how training ended (``result``): divergence, an
+    interrupt, or ``max_iter`` reached while still improving."""
+    if result.diverged:
+        raise TrainingDivergedError(
+            f"Training diverged: the loss became NaN or infinite in epoch "
+            f"{result.n_iter + 1}. The weights of the last finite epoch were kept. "
+            "Try a lower learning_rate_init, max_grad_norm (e.g. 10), or scaling "
+            "the data (e.g. StandardScaler)."
+        )
+    if result.interrupted:
+        # The model is fitted (the best weights so far) and the program
+        # stops, as it would on a Ctrl-C anywhere else: a search or a loop
+        # of partial_fit calls does not go on.
+        raise KeyboardInterrupt(
+            f"Training was interrupted after {result.n_iter} epochs; the estimator "
+            "keeps the best weights so far and can be used."
+        )
+    if warn_unconverged and not (result.converged or result.stopped_by_hook):
+        if monitored:
+            advice = ("while the score of the held-out rows was still improving; "
+                      "consider raising max_iter.")
+        else:
+            advice = ("while the training loss was still improving. A higher max_iter "
+                      "trains further but can overfit a small table; "
+                      "early_stopping=True stops when the score of held-out rows "
+                      "stops improving.")
+        warn(f"VAETransformer stopped at max_iter={max_iter} epochs {advice}",
+             ConvergenceWarning)
