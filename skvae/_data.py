@@ -6,6 +6,7 @@ import warnings
 from numbers import Integral
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 
 MAX_SEED = 2**31 - 1
@@ -102,13 +103,116 @@ def seeded_torch(seed):
         yield
 
 
+class SparseRows:
+    """The rows of a scipy sparse matrix, read densely a few at a time.
+
+    What the model sees of sparse input: ``X[key]`` (a slice, an index array,
+    or a row and column key) is a dense NumPy array of those entries, so code
+    that reads a matrix in chunks of rows reads a sparse one the same way,
+    and never densifies it whole. The matrix is kept in CSR form (rows are
+    contiguous); a CSC matrix is converted once.
+
+    Parameters
+    ----------
+    matrix : scipy sparse matrix or array
+        Validated input: finite floats.
+    """
+
+    ndim = 2
+
+    def __init__(self, matrix):
+        matrix = matrix.tocsr()
+        matrix.sort_indices()
+        self.matrix = matrix
+
+    @property
+    def shape(self):
+        return self.matrix.shape
+
+    @property
+    def dtype(self):
+        return self.matrix.dtype
+
+    def __len__(self):
+        return self.matrix.shape[0]
+
+    def __getitem__(self, key):
+        if isinstance(key, torch.Tensor):
+            key = key.cpu().numpy()
+        return self.matrix[key].toarray()
+
+    def rows(self, key):
+        """The rows ``key`` (a slice or index array), still sparse."""
+        return SparseRows(self.matrix[key])
+
+    def sum(self, dtype=None):
+        return self.matrix.data.sum(dtype=dtype)
+
+    def tensor(self, dtype=torch.float32):
+        """The rows as a :class:`TensorRows` of ``dtype``."""
+        return TensorRows(self.matrix, dtype)
+
+
+class TensorRows:
+    """A sparse matrix's rows as training and inference read them: indexed
+    like a tensor on the host (``x[slice]``, ``x[index tensor]``), each read
+    a dense tensor of ``dtype``; see :class:`SparseRows`."""
+
+    device = torch.device("cpu")
+
+    def __init__(self, matrix, dtype):
+        self.matrix, self.dtype = matrix, dtype
+        self.shape = torch.Size(matrix.shape)
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __getitem__(self, key):
+        if isinstance(key, torch.Tensor):
+            key = key.cpu().numpy()
+        dense = self.matrix[key].toarray()
+        return torch.from_numpy(np.asarray(dense, dtype=_NUMPY_DTYPES[self.dtype]))
+
+    def to(self, device, *args, **kwargs):
+        if torch.device(device).type != "cpu":
+            raise TypeError("sparse rows are densified a batch at a time; move the batches.")
+        return self
+
+    def element_size(self):
+        return self.dtype.itemsize
+
+    def numel(self):
+        return self.shape[0] * self.shape[1]
+
+
+# A dense read of sparse rows (statistics, inference) takes at most this many
+# bytes: a few hundred rows of a 20,000-column matrix, not thousands.
+SPARSE_BATCH_BYTES = 64 * 2**20
+
+
+def dense_rows(X, rows):
+    """Rows to read of ``X`` at a time: ``rows``, or fewer for a sparse ``X``,
+    so that one dense read stays within :data:`SPARSE_BATCH_BYTES`."""
+    if not is_sparse(X):
+        return rows
+    return max(1, min(rows, SPARSE_BATCH_BYTES // (8 * max(1, X.shape[1]))))
+
+
+def is_sparse(X):
+    """Whether ``X`` is a scipy sparse matrix or array, or rows of one."""
+    return sp.issparse(X) or isinstance(X, (SparseRows, TensorRows))
+
+
 def to_tensor(X, device, dtype=torch.float32):
     """A tensor on ``device`` holding ``X``; no copy when nothing needs changing.
 
     A read-only array (a memory-mapped file opened with ``mmap_mode="r"``) is
     used in place too: nothing here writes to the tensor, so torch's warning
-    about non-writable arrays does not apply.
+    about non-writable arrays does not apply. Sparse rows
+    (:class:`SparseRows`) stay sparse, on the host: a :class:`TensorRows`.
     """
+    if isinstance(X, SparseRows):
+        return X.tensor(dtype)
     X = np.require(X, _NUMPY_DTYPES[dtype], ["C"])
     if X.flags.writeable:
         return torch.from_numpy(X).to(device)
@@ -163,11 +267,14 @@ def place_rows(x, device, batch_size):
     most ``DEVICE_DATA_FRACTION`` of the device's free memory (``chunk_rows`` is
     None), else ``x`` left where it is, on the host, with the number of rows, a
     multiple of ``batch_size``, to send to the device at a time (see
-    :func:`gather_rows`).
+    :func:`gather_rows`). Sparse rows (:class:`TensorRows`) always stay on the
+    host and are densified a batch (CPU) or a chunk (GPU) at a time.
     """
     free = free_device_bytes(device)
-    nbytes = x.element_size() * x.numel()
-    if free is None or nbytes <= DEVICE_DATA_FRACTION * free:
+    nbytes = x.element_size() * x.numel()  # dense: what a sparse matrix becomes there
+    if free is None:
+        return x.to(device), None
+    if nbytes <= DEVICE_DATA_FRACTION * free and not isinstance(x, TensorRows):
         return x.to(device), None
     row_bytes = max(1, nbytes // max(1, x.shape[0]))
     budget = min(HOST_CHUNK_BYTES, int(DEVICE_DATA_FRACTION * free))
@@ -184,7 +291,7 @@ def gather_rows(x, rows, device):
     """
     if x.device == device:
         return x[rows]
-    if device.type != "cuda":
+    if device.type != "cuda" or isinstance(x, TensorRows):
         return x[rows].to(device)
     staged = torch.empty((rows.shape[0],) + tuple(x.shape[1:]), dtype=x.dtype, pin_memory=True)
     torch.index_select(x, 0, rows, out=staged)
@@ -194,5 +301,5 @@ def gather_rows(x, rows, device):
 def batched(function, x, batch_size):
     """Apply ``function`` to row batches of ``x`` and concatenate the results."""
     if x.shape[0] <= batch_size:
-        return function(x)
+        return function(x if isinstance(x, torch.Tensor) else x[:])
     return torch.cat([function(x[s]) for s in batch_slices(x.shape[0], batch_size)])

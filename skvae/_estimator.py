@@ -38,6 +38,7 @@ from ._data import (
     MAX_SEED,
     batch_slices,
     batched,
+    dense_rows,
     draw_seed,
     evaluation_noise,
     is_positive_integer,
@@ -750,11 +751,17 @@ class VAETransformer(
         if reset:
             self._frame_library = library
             self._frame_enums = enums
-        if sp.issparse(X):
-            raise ValueError(
-                "VAETransformer does not accept sparse matrices; convert with "
-                "X.toarray()."
-            )
+        if sp.issparse(X):  # read a batch at a time; other formats become CSR once
+            X = validate_data(self, X, reset=reset, accept_sparse=("csr", "csc"),
+                              dtype=(np.float64, np.float32), ensure_all_finite=False)
+            if np.isnan(X.data).any():
+                raise ValueError(
+                    "X is a sparse matrix with NaN entries. In a sparse matrix the entries "
+                    "not stored are zeros, and skvae does not read NaN as missing there; "
+                    "pass a dense array (NaN marks missing entries) instead.")
+            if np.isinf(X.data).any():
+                raise ValueError("Input X contains infinity.")
+            return X
         if is_dataframe(X):
             validate_data(self, X, reset=reset, skip_check_array=True)
         elif not reset and self._frame_output and not all(
@@ -777,6 +784,7 @@ class VAETransformer(
         # The rows stay on the host and go to the device a batch at a time, so
         # inference needs no room for the whole input there.
         x = to_tensor(X, "cpu", dtype)
+        batch_size = dense_rows(X, batch_size)  # sparse rows: a dense batch stays small
         mask = observed_mask(missing_entries(X))
         with torch.no_grad():
             out = batched(lambda rows: function(module, rows.to(device), mask(rows.to(device))),
@@ -1054,6 +1062,7 @@ class VAETransformer(
         # DataFrames with categorical (category, string, object or bool)
         # columns; arrays of strings are refused, so not ``string``.
         tags.input_tags.categorical = True
+        tags.input_tags.sparse = True  # scipy CSR and CSC, read a batch at a time
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
 

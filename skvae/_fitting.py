@@ -29,6 +29,7 @@ from ._data import (
     EVAL_BATCH_SIZE,
     MAX_SEED,
     batch_slices,
+    dense_rows,
     draw_seed,
     make_generator,
     place_rows,
@@ -363,7 +364,7 @@ def latent_usage(module, X, device, group=SINGLE):
     total = torch.zeros(module.n_components, dtype=torch.float64)
     try:
         with torch.no_grad():
-            for rows in batch_slices(X.shape[0], EVAL_BATCH_SIZE):
+            for rows in batch_slices(X.shape[0], dense_rows(X, EVAL_BATCH_SIZE)):
                 x = to_tensor(X[rows], device)
                 mean, log_var = module.encode(x, mask(x))
                 total += gaussian_kl_terms(mean.double(), log_var.double()).sum(0).cpu()

@@ -38,6 +38,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ._data import is_sparse
 from ._statistics import (
     column_groups,
     column_moment_sums,
@@ -365,7 +366,9 @@ class Gaussian(Likelihood):
         """Moments and smallest value gap of the ``columns`` of ``X``."""
         n, loc, m2 = column_moment_sums(X, columns)
         constant = _constant(loc, np.sqrt(m2 / n), n)
-        gap, repeats, pairs = gaps_and_repeats(take(X[:: max(1, len(X) // self._GAP_ROWS)], columns))
+        every = slice(None, None, max(1, len(X) // self._GAP_ROWS))
+        gap, repeats, pairs = gaps_and_repeats(take(X.rows(every) if is_sparse(X) else X[every],
+                                                    columns))
         # A column whose few other values all missed the row sample (a pixel
         # lit in a handful of images) would get no floor, and those rows would
         # score thousands of nats too low: read its gap from all its rows.

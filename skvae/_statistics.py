@@ -11,6 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from ._data import dense_rows
+
 # Rows per chunk and columns per sort: the temporaries of the statistics stay
 # at a few MiB, whatever the size of the data.
 CHUNK_ROWS = 4096
@@ -80,8 +82,9 @@ def column_moment_sums(X, columns=None, transform=None):
     computation to rounding.
     """
     parts = []
-    for start in range(0, X.shape[0], CHUNK_ROWS):
-        block = take(X[start : start + CHUNK_ROWS], columns)
+    step = dense_rows(X, CHUNK_ROWS)
+    for start in range(0, X.shape[0], step):
+        block = take(X[start : start + step], columns)
         if transform is not None:
             block = transform(np.asarray(block, dtype=np.float64))
         elif block.dtype not in (np.float32, np.float64):
@@ -194,6 +197,7 @@ def column_ranges(X, columns=None, chunk_rows=4096):
     n_columns = X.shape[1] if columns is None else len(columns)
     low, high = np.full(n_columns, np.inf), np.full(n_columns, -np.inf)
     integer = np.ones(n_columns, dtype=bool)
+    chunk_rows = dense_rows(X, chunk_rows)
     for start in range(0, X.shape[0], chunk_rows):
         chunk = np.asarray(take(X[start : start + chunk_rows], columns), dtype=np.float64)
         observed = ~np.isnan(chunk)

@@ -39,6 +39,7 @@ from numbers import Number
 import numpy as np
 import scipy.sparse as sp
 
+from ._data import SparseRows, is_sparse
 from ._likelihoods import (
     LIKELIHOODS,
     Likelihood,
@@ -154,7 +155,26 @@ def from_pandas(frame, library, enums=None):
 
 
 def _column(X, j):
+    if is_sparse(X):
+        return X[:, [j]].toarray().ravel()
     return X.iloc[:, j] if is_dataframe(X) else X[:, j]
+
+
+class _LazyColumns(Sequence):
+    """The columns ``columns`` of a sparse matrix ``X``, each densified when
+    read: a count likelihood built for 20,000 columns takes their number and
+    reads none of them."""
+
+    def __init__(self, X, columns):
+        self.X, self.columns = X, list(columns)
+
+    def __len__(self):
+        return len(self.columns)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        return _column(self.X, self.columns[i])
 
 
 def _auto_likelihood(column, name):
@@ -282,7 +302,8 @@ def build_observation(X, specs, options, collective=None, likelihood=None):
     """
     groups = []
     for factory, columns in group_columns(specs).items():
-        values = [_column(X, j) for j in columns]
+        values = (_LazyColumns(X, columns) if is_sparse(X)
+                  else [_column(X, j) for j in columns])
         if collective is not None and collective.distributed and _pooled(factory):
             values = [_union(collective, column) for column in values]
         groups.append((factory, values, columns))
@@ -411,7 +432,10 @@ def _float_column(column, name):
 
 def missing_entries(M):
     """Whether the float matrix ``M`` has missing (NaN) entries; one cheap sum
-    decides for complete data, a chunked scan confirms otherwise."""
+    decides for complete data, a chunked scan confirms otherwise. A sparse
+    matrix has none: its zeros are zeros, and NaN is refused on input."""
+    if is_sparse(M):
+        return False
     if not np.isnan(M.sum(dtype=np.float64)):
         return False
     return any(np.isnan(M[start : start + 4096]).any() for start in range(0, len(M), 4096))
@@ -426,6 +450,8 @@ def encode(X, observation, specs, handle_unknown="error"):
     "error"``; with ``"warn"`` and ``"ignore"`` it is coded as a missing
     entry, ``"warn"`` saying so (see :func:`warn_unseen`).
     """
+    if is_sparse(X):
+        return encode_sparse(X, observation)
     frame = is_dataframe(X)
     out = np.empty((X.shape[0], len(specs)), dtype=np.float64) if frame else X
     unseen = {}
@@ -438,7 +464,7 @@ def encode(X, observation, specs, handle_unknown="error"):
             else:
                 values = X.iloc[:, cols].to_numpy(dtype=object)
         else:
-            names = None if observation.whole else list(cols)
+            names = list(cols)
             values = X if observation.whole else X[:, cols]
         if handle_unknown == "error":
             coded = lik.encode(values, names)
@@ -453,6 +479,44 @@ def encode(X, observation, specs, handle_unknown="error"):
     if unseen and handle_unknown == "warn":
         warn_unseen(unseen)
     return out
+
+
+# Sparse input is checked against each likelihood's support this many dense
+# bytes at a time, where a likelihood's own check needs dense rows.
+SPARSE_CHECK_BYTES = 64 * 2**20
+
+
+def encode_sparse(X, observation):
+    """The :class:`~skvae._data.SparseRows` of the validated sparse matrix
+    ``X``, checked against each likelihood's support (zeros included).
+
+    A built-in likelihood whose support is a set of values (counts, [0, 1])
+    checks the stored values and a zero; a user's is given dense chunks of
+    rows. A likelihood that recodes its values (categories) cannot read a
+    sparse matrix: a clear error says to pass a dense array.
+    """
+    rows = SparseRows(X)
+    matrix = rows.matrix
+    n_rows, n_columns = matrix.shape
+    chunk = max(1, SPARSE_CHECK_BYTES // (8 * n_columns))
+    for lik, cols in zip(observation.likelihoods, observation.columns):
+        names = list(cols)
+        if type(lik).encode is not Likelihood.encode:
+            raise ValueError(
+                f"likelihood {lik.name!r} recodes its values and cannot read a sparse "
+                "matrix; pass a dense array (X.toarray()) or a DataFrame.")
+        if observation.whole and type(lik).check_support.__module__ == Likelihood.__module__:
+            probe = np.append(matrix.data, 0.0).reshape(-1, 1)
+            try:
+                lik.check_support(probe, None)
+                continue
+            except ValueError:
+                pass  # found below, with the column named
+        for start in range(0, n_rows, chunk):
+            block = matrix[start : start + chunk]
+            lik.check_support(block[:, cols].toarray() if not observation.whole
+                              else block.toarray(), names)
+    return rows
 
 
 def warn_unseen(unseen):

@@ -195,7 +195,7 @@ def test_categories_and_count_rule_are_merged_across_ranks(tmp_path):
          "failed on rank 1: early_stopping needs at least 2 samples"),
         # A value outside the likelihood's support on rank 1 only.
         ("counts", {"likelihood": "poisson"},
-         "failed on rank 1: X has negative or fractional values"),
+         "failed on rank 1: column 0 has negative or fractional values"),
     ],
 )
 def test_bad_shards_fail_clearly_on_every_rank(tmp_path, case, params, message):

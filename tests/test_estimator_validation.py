@@ -22,7 +22,7 @@ def fitted(make_vae):
         (np.where(np.eye(40, 4) == 1, np.inf, X), "infinity"),
         (X[:, 0], "Expected 2D array"),
         (np.array([["a", "b"], ["c", "d"]], dtype=object), "Column 0 holds strings"),
-        (sp.csr_matrix(X), "sparse"),
+        (sp.csr_matrix(np.where(X > 1, np.nan, X)), "sparse matrix with NaN"),
         (np.empty((0, 4)), "0 sample"),
     ],
     ids=["inf", "1d", "strings", "sparse", "empty"],
