@@ -242,3 +242,21 @@ def test_array_of_unknown_shape(threads, fitted):
     lazy = da.from_delayed(dask.delayed(X[:20]), shape=(np.nan, np.nan), dtype=X.dtype)
     np.testing.assert_array_equal(compute(threads, skvae_dask.transform(vae, lazy)),
                                   vae.transform(X[:20]))
+
+
+def test_sparse_blocks_give_the_in_memory_results(threads):
+    """A dask array of scipy CSR blocks (as ``map_blocks(sp.csr_matrix)`` or
+    AnnData's dask layers give), split by rows and columns."""
+    import scipy.sparse as sp
+
+    rng = np.random.RandomState(0)
+    counts = rng.poisson(rng.gamma(0.5, 2.0, size=(1, 8)), size=(200, 8)).astype(np.float64)
+    vae = VAETransformer(likelihood="negbinom", hidden_layer_sizes=(16,), max_iter=5,
+                         random_state=0).fit(sp.csr_matrix(counts))
+    lazy = da.from_array(counts, chunks=(70, 5)).map_blocks(sp.csr_matrix)
+    assert isinstance(lazy._meta, sp.csr_matrix)
+    Z = skvae_dask.transform(vae, lazy)
+    # (float64 rows in blocks of 70: the same to rounding of the matrix products)
+    np.testing.assert_allclose(compute(threads, Z), vae.transform(counts), rtol=1e-12)
+    scores = compute(threads, skvae_dask.score_samples(vae, lazy))
+    np.testing.assert_allclose(scores, vae.score_samples(counts))

@@ -184,6 +184,21 @@ def test_categories_and_count_rule_are_merged_across_ranks(tmp_path):
 
 
 @pytest.mark.slow
+def test_sparse_shards_train_the_model_dense_shards_train(tmp_path):
+    """Each rank reads its CSR shard a batch at a time; the ranks agree, and
+    the model is the one dense shards give, bit for bit."""
+    sp = pytest.importorskip("scipy.sparse")
+    rng = np.random.RandomState(0)
+    X = rng.poisson(rng.gamma(0.5, 2.0, size=(1, 12)), size=(300, 12)).astype(np.float64)
+    params = {**PARAMS, "likelihood": "negbinom", "max_iter": 5, "early_stopping": True}
+    dense = run_ranks(tmp_path, [X[:140], X[140:]], params)
+    sparse = run_ranks(tmp_path, [sp.csr_matrix(X[:140]), sp.csc_matrix(X[140:])], params)
+    for fitted in sparse:
+        np.testing.assert_array_equal(fitted.transform(X), dense[0].transform(X))
+        assert fitted.validation_scores_ == dense[0].validation_scores_
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "case, params, message",
     [
