@@ -772,8 +772,10 @@ class VAETransformer(
                 f"DataFrame with the same {self.n_features_in_} columns, not a "
                 f"{type(X).__name__}."
             )
-        else:
-            X = validate_data(self, X, reset=reset, dtype=(np.float64, np.float32),
+        else:  # integer arrays keep their dtype: "auto" reads them as counts
+            integer = np.dtype(getattr(X, "dtype", np.float64)).kind in "iu"
+            X = validate_data(self, X, reset=reset,
+                              dtype=None if integer else (np.float64, np.float32),
                               ensure_all_finite="allow-nan")
         return X
 

@@ -56,7 +56,7 @@ MAX_DISCRETE_VALUES = 100
 MAX_LEVELS = 10
 # Under likelihood="auto", ranks may read a numeric column differently (each
 # sees its own shard's range and shape): they agree on the widest reading.
-_NUMERIC_READINGS = ("discrete", "lognormal", "gaussian")
+_NUMERIC_READINGS = ("negbinom", "discrete", "lognormal", "gaussian")
 # The automatic rule refuses a text or category column with more categories
 # than this (after min_frequency and max_categories group the rare ones) ...
 MAX_AUTO_CATEGORIES = 1000
@@ -177,6 +177,20 @@ class _LazyColumns(Sequence):
         return _column(self.X, self.columns[i])
 
 
+def auto_array_likelihood(X):
+    """The likelihood ``"auto"`` gives every column of an array: ``"negbinom"``
+    for counts (an integer NumPy array, or a sparse matrix, whose values are
+    all non-negative whole numbers), else ``"gaussian"``. A float array is
+    read as measurements whatever its values (grey levels stored as floats
+    stay Gaussian); a DataFrame is read column by column instead."""
+    if not (is_sparse(X) or np.dtype(X.dtype).kind in "iu"):
+        return "gaussian"
+    values = X.data if is_sparse(X) else X
+    whole = values.size == 0 or (values.min() >= 0 and (
+        np.dtype(values.dtype).kind in "iu" or bool((values == np.round(values)).all())))
+    return "negbinom" if whole else "gaussian"
+
+
 def _auto_likelihood(column, name):
     pd = _pandas()
     dtype = column.dtype
@@ -274,9 +288,12 @@ def column_specs(X, likelihood, known):
     frame = is_dataframe(X)
     names = list(X.columns) if frame else list(range(X.shape[1]))
     specs = []
-    for j, (name, asked) in enumerate(zip(names, _requested(likelihood, names, known))):
+    requested = _requested(likelihood, names, known)
+    if not frame and AUTO in [r for r in requested if isinstance(r, str)]:
+        reading = auto_array_likelihood(X)
+    for j, (name, asked) in enumerate(zip(names, requested)):
         if isinstance(asked, str) and asked == AUTO:
-            asked = _auto_likelihood(_column(X, j), name) if frame else "gaussian"
+            asked = _auto_likelihood(_column(X, j), name) if frame else reading
         specs.append(ColumnSpec(name, asked, X.dtypes.iloc[j] if frame else None))
     return specs
 

@@ -190,3 +190,29 @@ def test_the_rows_read_for_a_batch_are_the_dense_rows():
                                   X[[5, 0, 17]].astype(np.float32))
     np.testing.assert_array_equal(rows[10:13], X[10:13])
     assert rows.shape == X.shape and len(rows) == len(X)
+
+
+@pytest.mark.parametrize(
+    "data, expected",
+    [
+        (X.astype(np.int64), "negbinom"),
+        (X.astype(np.uint16), "negbinom"),
+        (sp.csr_matrix(X), "negbinom"),  # float values, all whole: counts
+        (sp.csr_matrix(X.astype(np.float32)), "negbinom"),
+        (X.astype(np.int64) - 1, "gaussian"),  # negative: not counts
+        (sp.csr_matrix(X / 2), "gaussian"),  # fractional
+        (X, "gaussian"),  # a float array is read as measurements
+    ],
+    ids=["int64", "uint16", "sparse", "sparse float32", "negative", "fractional", "float"],
+)
+def test_auto_reads_integer_arrays_and_sparse_counts_as_counts(data, expected):
+    vae = VAETransformer(**{**PARAMS, "likelihood": "auto", "max_iter": 1}).fit(data)
+    assert {c["likelihood"] for c in vae.column_likelihoods_.values()} == {expected}
+    assert vae.transform(data).dtype == (np.float32 if data.dtype == np.float32 else np.float64)
+
+
+def test_a_model_fitted_on_integers_reads_floats_alike():
+    vae = VAETransformer(**{**PARAMS, "likelihood": "auto"}).fit(X.astype(np.int32))
+    np.testing.assert_array_equal(vae.transform(X), vae.transform(X.astype(np.int32)))
+    np.testing.assert_array_equal(
+        VAETransformer(**PARAMS).fit(X).transform(X), vae.transform(X))
