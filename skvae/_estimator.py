@@ -130,8 +130,11 @@ class VAETransformer(
           other numbers of 2 to 10 distinct values, each seen ten times on
           average: categorical; any other number: lognormal when no value is
           negative and at least 10% are 0 or the skewness exceeds 1 and the
-          log reduces it, else gaussian. Every column of an array is
-          gaussian. ``column_likelihoods_`` shows what was chosen.
+          log reduces it, else gaussian. For an array, one reading for all
+          its columns: negbinom when it is an integer array or a sparse
+          matrix and all its values are non-negative whole numbers (a count
+          matrix), else gaussian (a float array holding whole numbers stays
+          gaussian). ``column_likelihoods_`` shows what was chosen.
           A category, object or string column that looks like free text or
           identifiers is refused: ``fit`` raises a ValueError naming it when
           it has more than 1,000 categories, or more than 50 that are more
