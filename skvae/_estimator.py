@@ -429,6 +429,7 @@ class VAETransformer(
         "min_frequency": [Interval(Integral, 1, None, closed="left"),
                           Interval(RealNotInt, 0, 1, closed="neither"), None],
         "max_categories": [Interval(Integral, 1, None, closed="left"), None],
+        "count_depth": [StrOptions({"auto", "observed", "none"})],
         "architecture": [StrOptions(set(ARCHITECTURES))],
         "image_shape": [tuple, list, None],
         "conv_channels": [tuple, list],
@@ -469,6 +470,7 @@ class VAETransformer(
         handle_unknown="warn",
         min_frequency=None,
         max_categories=None,
+        count_depth="auto",
         architecture="mlp",
         image_shape=None,
         conv_channels=(32, 64),
@@ -505,6 +507,7 @@ class VAETransformer(
         self.handle_unknown = handle_unknown
         self.min_frequency = min_frequency
         self.max_categories = max_categories
+        self.count_depth = count_depth
         self.architecture = architecture
         self.image_shape = image_shape
         self.conv_channels = conv_channels
