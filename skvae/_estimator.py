@@ -200,10 +200,11 @@ class VAETransformer(
         explain, over many (genes, words) it is mostly technical. On 600
         simulated cells of 4 types over 200 genes, depths spread by 0.5 in
         log, a linear regression of the log depth on the codes had R^2 0.95
-        with ``"none"`` and 0.0 with ``"observed"``; the held-out score was
-        5 nats per row lower with ``"observed"``, about what its model gives
-        away by not forcing the counts to add up to the total (see the user
-        guide's "Choosing a likelihood"). Other likelihoods ignore it.
+        with ``"none"`` and 0.0 with ``"observed"`` (``"negbinom"``); the
+        held-out score was 5 nats per row lower with ``"observed"``, about
+        what its model gives away by not forcing the counts to add up to the
+        total, and 19 higher for ``"poisson"`` (see the user guide's
+        "Choosing a likelihood"). Other likelihoods ignore it.
     architecture : {"mlp", "conv"}, default="mlp"
         ``"mlp"``: fully connected encoder and decoder. ``"conv"``: a
         convolutional encoder and a transposed-convolution decoder for images,

@@ -1027,7 +1027,7 @@ class ZeroInflatedNegativeBinomial(_ZeroInflated, NegativeBinomial):
     >>> from skvae.likelihoods import ZeroInflatedNegativeBinomial
     >>> head = ZeroInflatedNegativeBinomial(1)  # theta = 1
     >>> params = torch.tensor([[0.0, 0.0]])  # mu = 1, pi = 1/2
-    >>> p0 = head.log_prob(params, torch.tensor([[0.0]])).exp()
+    >>> p0 = head.log_prob(params, torch.tensor([[0.0]])).detach().exp()
     >>> round(float(p0), 4)  # 1/2 + NB(0; 1, 1) / 2 = 1/2 + (1/2) / 2
     0.75
     """
