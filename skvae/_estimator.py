@@ -120,6 +120,9 @@ class VAETransformer(
         - ``"categorical"``: a softmax over the categories seen in ``fit``;
         - ``"poisson"`` and ``"negbinom"`` (negative binomial, with a learned
           dispersion per feature): counts, non-negative integers;
+        - ``"zip"`` and ``"zinb"``: their zero-inflated forms (a learned
+          probability of a structural 0 per entry, as in scVI), for counts
+          with more zeros than the count model gives;
         - ``"discrete"``: whole numbers, each value of the training range a
           category of its own (heaped histograms), with geometric tails beyond;
         - ``"lognormal"``: a point mass at 0 and a Gaussian on ``log x``,
@@ -180,6 +183,32 @@ class VAETransformer(
         infrequent categories counting as one (as in OneHotEncoder): the least
         frequent categories join the group (after ``min_frequency``'s). None
         (the default) sets no limit, for the same reason.
+    count_depth : {"auto", "observed", "none"}, default="auto"
+        How the count likelihoods (``"poisson"``, ``"negbinom"``, ``"zip"``,
+        ``"zinb"``) treat each row's total over the columns of one of them,
+        its depth (a cell's library size, a document's length). ``"observed"``
+        takes it as given, as scVI does: the decoder gives each column's
+        share, a count's mean is the total times its share, and the encoder
+        sees the counts scaled to the typical training total, so the codes
+        describe the composition of a row and not its depth. The total gets
+        a model of its own, a log-normal (fitted on the training totals)
+        rounded to integers, and ``score_samples`` is the log-probability of
+        the total under it plus that of the counts given it.
+        ``inverse_transform`` gives the means at the typical total; ``sample``
+        draws a total, then the counts. Rows with missing count entries have
+        no known total: ``"observed"`` refuses them. ``"none"``: the decoder
+        gives each count's mean, so a code must also carry the depth.
+        ``"auto"`` (the default) is ``"observed"`` for a block of at least
+        20 count columns with no missing entry in training, else ``"none"``:
+        over a few columns the total is part of what the model should
+        explain, over many (genes, words) it is mostly technical. On 600
+        simulated cells of 4 types over 200 genes, depths spread by 0.5 in
+        log, a linear regression of the log depth on the codes had R^2 0.95
+        with ``"none"`` and 0.0 with ``"observed"`` (``"negbinom"``); the
+        held-out score was 5 nats per row lower with ``"observed"``, about
+        what its model gives away by not forcing the counts to add up to the
+        total, and 19 higher for ``"poisson"`` (see the user guide's
+        "Choosing a likelihood"). Other likelihoods ignore it.
     architecture : {"mlp", "conv"}, default="mlp"
         ``"mlp"``: fully connected encoder and decoder. ``"conv"``: a
         convolutional encoder and a transposed-convolution decoder for images,
@@ -433,6 +462,7 @@ class VAETransformer(
         "min_frequency": [Interval(Integral, 1, None, closed="left"),
                           Interval(RealNotInt, 0, 1, closed="neither"), None],
         "max_categories": [Interval(Integral, 1, None, closed="left"), None],
+        "count_depth": [StrOptions({"auto", "observed", "none"})],
         "architecture": [StrOptions(set(ARCHITECTURES))],
         "image_shape": [tuple, list, None],
         "conv_channels": [tuple, list],
@@ -473,6 +503,7 @@ class VAETransformer(
         handle_unknown="warn",
         min_frequency=None,
         max_categories=None,
+        count_depth="auto",
         architecture="mlp",
         image_shape=None,
         conv_channels=(32, 64),
@@ -509,6 +540,7 @@ class VAETransformer(
         self.handle_unknown = handle_unknown
         self.min_frequency = min_frequency
         self.max_categories = max_categories
+        self.count_depth = count_depth
         self.architecture = architecture
         self.image_shape = image_shape
         self.conv_channels = conv_channels

@@ -162,7 +162,8 @@ class FitRun:
         # constructor, from torch's global state: seed it for them.
         plugins = any(not isinstance(spec.likelihood, str) for spec in self.specs)
         grouping = {"min_frequency": params.min_frequency,
-                    "max_categories": params.max_categories}
+                    "max_categories": params.max_categories,
+                    "count_depth": params.count_depth}
         with seeded_torch(seed) if plugins else contextlib.nullcontext():
             observation = build_observation(raw, self.specs, {**options, **grouping}, group,
                                             params.likelihood)

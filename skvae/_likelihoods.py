@@ -40,6 +40,7 @@ from torch.nn import functional as F
 
 from ._data import is_sparse
 from ._statistics import (
+    CHUNK_ROWS,
     column_groups,
     column_moment_sums,
     column_ranges,
@@ -601,15 +602,78 @@ class Bernoulli(Likelihood):
 
 _MAX_LOG_RATE = 20.0
 
+# count_depth="auto" models the row total of a block of at least this many
+# count columns: over a handful of columns a total is itself one of the
+# quantities the latent code should explain (a few counts summed), while over
+# many (genes, words, species) it is the sequencing or sampling depth, a
+# nuisance the codes should not spend their dimensions on.
+DEPTH_MIN_COLUMNS = 20
+# The smallest standard deviation of the log row total: training rows that all
+# share one total (a simulation) would otherwise make any other total
+# impossible.
+DEPTH_MIN_SCALE = 0.05
+# A row total of 0 (every count 0) is taken as this in log space: its counts
+# then have means near 0, so a row of zeros is scored as certain given it.
+_ZERO_TOTAL = 1e-10
+
+COUNT_DEPTHS = ("none", "observed", "auto")
+
 
 class _Counts(Likelihood):
     """Base for counts: non-negative integers, given back rounded; the network
-    sees log1p(x), standardised on the training data."""
+    sees log1p(x), standardised on the training data.
 
-    def __init__(self, n_features):
+    With ``count_depth="observed"`` the row total ``l`` of the block's columns
+    (its depth, or library size) is taken as given, as scVI does: the decoder
+    gives each column's share of it (a softmax over the block), the mean of a
+    count is ``l * share``, and the network sees log1p of the counts scaled to
+    the typical total ``exp(m)``, so that codes describe the composition, not
+    the depth. The total has a model of its own, a log-normal rounded to the
+    nearest integer, ``P(L = l) = Phi((log(l + 0.5) - m) / s) - Phi((log(l -
+    0.5) - m) / s)`` (``l = 0`` gets the mass below 0.5), with ``m`` and ``s``
+    the mean and standard deviation of the training rows' log totals. The
+    log-probability of a row is ``log P(L = l) + sum_j log p(x_j | l *
+    share_j)``: the total scored by its model, then the counts given it.
+    ``count_depth="auto"`` is ``"observed"`` for a block of at least
+    :data:`DEPTH_MIN_COLUMNS` columns with no missing entry in training,
+    else ``"none"`` (the decoder gives the log-mean of each count).
+    """
+
+    def __init__(self, n_features, count_depth="none"):
         super().__init__(n_features)
+        if count_depth not in COUNT_DEPTHS:
+            raise ValueError(f"count_depth must be one of {COUNT_DEPTHS}, not {count_depth!r}.")
+        if count_depth == "auto" and n_features < DEPTH_MIN_COLUMNS:
+            count_depth = "none"
+        self.count_depth = count_depth
+        self.depth = count_depth == "observed"
         self.register_buffer("input_loc", torch.zeros(n_features))
         self.register_buffer("input_scale", torch.ones(n_features))
+        if count_depth != "none":
+            self.register_buffer("depth_on", torch.tensor(self.depth))
+            self.register_buffer("depth_loc", torch.zeros((), dtype=torch.float64))
+            self.register_buffer("depth_scale", torch.ones((), dtype=torch.float64))
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        # Pickled by an skvae without the depth.
+        self.__dict__.setdefault("count_depth", "none")
+        self.__dict__.setdefault("depth", False)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        if "depth_on" in self._buffers:  # "auto" decided at training
+            self.depth = bool(self.depth_on)
+
+    @classmethod
+    def from_columns(cls, columns, options):
+        count_depth = options.get("count_depth", "none")
+        if count_depth == "observed":
+            for column in columns:
+                if _pandas().isna(np.asarray(column, dtype=object)).any():
+                    raise ValueError(_depth_missing_message(
+                        cls.name, f"column {getattr(column, 'name', None)!r}"))
+        return cls(len(columns), count_depth=count_depth)
 
     def check_support(self, values, names):
         observed = ~np.isnan(values)
@@ -626,21 +690,57 @@ class _Counts(Likelihood):
         return list(np.maximum(np.rint(values), 0).astype(np.int64).T)
 
     def statistics(self, X, columns=None):
-        """Moments of log1p of the counts (what the network sees)."""
-        return column_moment_sums(X, columns, transform=np.log1p)
+        """Moments of log1p of the counts (what the network sees); where the
+        depth may be modelled, also those of the log row totals and the
+        number of missing entries."""
+        moments = column_moment_sums(X, columns, transform=np.log1p)
+        if self.count_depth == "none":
+            return moments
+        return {"input": moments, **depth_statistics(X, columns)}
 
     @classmethod
     def merge_statistics(cls, parts):
-        return merge_moments(parts)
+        if not isinstance(parts[0], dict):
+            return merge_moments(parts)
+        return {"input": merge_moments([part["input"] for part in parts]),
+                "depth": merge_moments([part["depth"] for part in parts]),
+                "missing": sum(part["missing"] for part in parts)}
 
     def set_statistics(self, stats):
+        if isinstance(stats, dict):
+            self._set_depth(stats)
+            stats = stats["input"]
         n, loc, m2 = stats
         scale = np.sqrt(m2 / n)
         scale[scale == 0] = 1.0
         self.input_loc.copy_(torch.as_tensor(loc))
         self.input_scale.copy_(torch.as_tensor(scale))
 
+    def _set_depth(self, stats):
+        """Decide ``"auto"`` and fit the total's log-normal."""
+        if self.count_depth == "observed" and stats["missing"]:
+            raise ValueError(_depth_missing_message(self.name, "a count column"))
+        self.depth = not stats["missing"]
+        n, loc, m2 = stats["depth"]
+        scale = max(float(np.sqrt(m2[0] / max(n[0], 1))), DEPTH_MIN_SCALE)
+        self.depth_on.fill_(self.depth)
+        self.depth_loc.fill_(float(loc[0]))
+        self.depth_scale.fill_(scale)
+
+    @property
+    def supports_missing(self):
+        return not self.depth and self.count_depth != "observed"
+
+    def input_mask(self, mask):
+        if self.depth and not bool(mask.all()):
+            raise ValueError(_depth_missing_message(self.name, "a count column"))
+        return mask
+
     def network_input(self, x):
+        if self.depth:
+            total = x.sum(-1, keepdim=True)
+            typical = self.depth_loc.exp().to(x.dtype)
+            x = torch.where(total > 0, x * (typical / total.clamp(min=1)), x)
         return (torch.log1p(x) - self.input_loc) / self.input_scale
 
     @staticmethod
@@ -656,65 +756,290 @@ class _Counts(Likelihood):
         """
         return params.to(torch.float64), x.to(torch.float64)
 
-    def mean(self, params):
-        return params.clamp(max=_MAX_LOG_RATE).exp()
+    def _rate(self, params):
+        """The decoder outputs that give the counts' means (log-means, or
+        with the depth modelled, logits of the shares)."""
+        return params if self.n_params == self.n_features else params[..., : self.n_features]
 
+    def _log_mean(self, params, x):
+        """Each count's log-mean, and ``x``, in float64."""
+        if not self.depth:
+            return self._in_float64(self._rate(params).clamp(max=_MAX_LOG_RATE), x)
+        logits, x = self._in_float64(self._rate(params), x)
+        total = x.sum(-1, keepdim=True).clamp(min=_ZERO_TOTAL)
+        return torch.log_softmax(logits, -1) + total.log(), x
 
-class Poisson(_Counts):
-    """Poisson likelihood for counts, parametrised by the log-rate."""
-
-    name = "poisson"
+    def log_depth(self, total):
+        """log P(L = ``total``) of row totals (float64) under the fitted
+        rounded log-normal (see the class docstring)."""
+        loc, scale = self.depth_loc.to(total), self.depth_scale.to(total)
+        upper = (torch.log(total + 0.5) - loc) / scale
+        lower = (torch.log((total - 0.5).clamp(min=0.5)) - loc) / scale
+        lower = torch.where(total > 0, lower, torch.full_like(lower, -math.inf))
+        return log_normal_interval(lower, upper)
 
     def log_prob(self, params, x):
         return self.log_prob_terms(params, x).sum(-1)
 
     def log_prob_terms(self, params, x):
+        """Each count's log-probability; with the depth modelled, each also
+        carries an equal share of the total's, ``log P(L = l) / n_features``,
+        so that the terms sum to :meth:`log_prob` (such a block takes complete
+        rows only, so no share is ever dropped)."""
         # In float64 (see _Counts._in_float64): for a large count its terms cancel.
-        log_rate, x = self._in_float64(params.clamp(max=_MAX_LOG_RATE), x)
-        terms = x * log_rate - log_rate.exp() - torch.lgamma(x + 1)
+        log_mu, x = self._log_mean(params, x)
+        terms = self._count_terms(params, log_mu, x)
+        if self.depth:
+            terms = terms + self.log_depth(x.sum(-1, keepdim=True)) / self.n_features
         return terms.to(params.dtype)
 
+    def _count_mean(self, params):
+        rate = self._rate(params)
+        if not self.depth:
+            return rate.clamp(max=_MAX_LOG_RATE).exp()
+        return torch.softmax(rate, -1) * self.depth_loc.exp().to(params.dtype)
+
+    def mean(self, params):
+        """The counts' means; with the depth modelled, at the typical total
+        ``exp(m)``."""
+        return self._count_mean(params)
+
+    def _draw_mean(self, params, generator):
+        """The counts' means for a draw: with the depth modelled, a total drawn
+        from its model (one per row) times the shares."""
+        if not self.depth:
+            return self._count_mean(params)
+        noise = torch.randn(params.shape[:-1] + (1,), generator=generator,
+                            device=params.device, dtype=torch.float64)
+        total = torch.floor((self.depth_loc + self.depth_scale * noise).exp() + 0.5)
+        return (torch.softmax(self._rate(params).double(), -1) * total).to(params.dtype)
+
+
+def depth_statistics(X, columns=None):
+    """Moments of the log of the row totals of ``X``'s ``columns`` (a total of 0
+    counted as 0.5, the middle of its interval), and their number of missing
+    entries (left out of the totals)."""
+    logs, missing = [], 0
+    for start in range(0, X.shape[0], CHUNK_ROWS):
+        block = np.asarray(take(X[start : start + CHUNK_ROWS], columns), dtype=np.float64)
+        nan = np.isnan(block)
+        missing += int(nan.sum())
+        logs.append(np.log(np.maximum(np.where(nan, 0.0, block).sum(axis=1), 0.5)))
+    logs = np.concatenate(logs)[:, None] if logs else np.zeros((0, 1))
+    return {"depth": column_moment_sums(logs), "missing": missing}
+
+
+def log_normal_interval(low, high):
+    """``log(Phi(high) - Phi(low))`` for ``low <= high``, accurate in either
+    tail (the interval is moved below 0 by symmetry)."""
+    flip = low > 0
+    low, high = torch.where(flip, -high, low), torch.where(flip, -low, high)
+    log_high = torch.special.log_ndtr(high)
+    return log_high + torch.log(-torch.expm1(torch.special.log_ndtr(low) - log_high))
+
+
+def _depth_missing_message(name, column):
+    return (
+        f"count_depth='observed' takes each row's total of its likelihood={name!r} "
+        f"columns as given, but {column} has missing entries, so the totals are not "
+        "known. Fill them in first (for example with VAEImputer), or use "
+        "count_depth='none' (or 'auto', which then models no total)."
+    )
+
+
+class Poisson(_Counts):
+    """Poisson likelihood for counts.
+
+    ``log p(x_j | z) = x_j log mu_j - mu_j - log x_j!``, where the decoder
+    gives ``log mu_j`` (or, with ``count_depth="observed"``, the logits of
+    ``mu_j / l``, ``l`` the row's total: see ``VAETransformer(count_depth=...)``).
+    Means and draws are counts; the network sees ``log1p(x)``, standardised.
+
+    Parameters
+    ----------
+    n_features : int
+        Number of columns.
+    count_depth : {"none", "observed", "auto"}, default="none"
+        Whether the row total of the columns is taken as given and modelled on
+        its own (``"auto"``: when there are at least 20 columns and no missing
+        entries). The estimator passes its ``count_depth``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skvae.likelihoods import Poisson
+    >>> head = Poisson(2)
+    >>> x = torch.tensor([[0.0, 3.0]])
+    >>> head.log_prob(torch.zeros(1, 2), x)  # log-rates 0: rate 1
+    tensor([-3.7918])
+    """
+
+    name = "poisson"
+
+    def _count_terms(self, params, log_rate, x):
+        return x * log_rate - log_rate.exp() - torch.lgamma(x + 1)
+
     def sample(self, params, generator):
-        return torch.poisson(self.mean(params), generator=generator)
+        return torch.poisson(self._draw_mean(params, generator), generator=generator)
 
 
 class NegativeBinomial(_Counts):
     """Negative binomial for over-dispersed counts: mean from the decoder, and a
-    learned inverse dispersion ``theta`` per feature (variance mu + mu^2 / theta)."""
+    learned inverse dispersion ``theta`` per feature (variance ``mu + mu**2 /
+    theta``), its log the parameter ``log_theta``.
+
+    The decoder gives ``log mu_j`` (or, with ``count_depth="observed"``, the
+    logits of ``mu_j / l``, as for :class:`Poisson`).
+
+    Parameters
+    ----------
+    n_features : int
+        Number of columns.
+    count_depth : {"none", "observed", "auto"}, default="none"
+        As for :class:`Poisson`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skvae.likelihoods import NegativeBinomial
+    >>> head = NegativeBinomial(2)  # theta = 1 to start with
+    >>> head.mean(torch.log(torch.tensor([[2.0, 5.0]])))
+    tensor([[2., 5.]])
+    """
 
     name = "negbinom"
 
-    def __init__(self, n_features):
-        super().__init__(n_features)
+    def __init__(self, n_features, count_depth="none"):
+        super().__init__(n_features, count_depth)
         self.log_theta = nn.Parameter(torch.zeros(n_features))
 
     def theta(self):
         return self.log_theta.clamp(-10.0, 10.0).exp()
 
-    def log_prob(self, params, x):
-        return self.log_prob_terms(params, x).sum(-1)
-
-    def log_prob_terms(self, params, x):
-        # In float64 (see _Counts._in_float64): for a large count its terms cancel.
-        log_mu, x = self._in_float64(params.clamp(max=_MAX_LOG_RATE), x)
+    def _count_terms(self, params, log_mu, x):
         log_theta = self.log_theta.clamp(-10.0, 10.0).to(log_mu.dtype)
         theta = log_theta.exp()
         log_theta_mu = torch.logaddexp(log_theta, log_mu)
-        terms = (
+        return (
             torch.lgamma(x + theta)
             - torch.lgamma(theta)
             - torch.lgamma(x + 1)
             + theta * (log_theta - log_theta_mu)
             + x * (log_mu - log_theta_mu)
         )
-        return terms.to(params.dtype)
 
     def sample(self, params, generator):
         # A gamma-Poisson mixture: rate ~ Gamma(theta, theta / mean).
         with torch.no_grad():
-            theta = self.theta().expand_as(params)
-            rate = standard_gamma(theta, generator) * (self.mean(params) / theta)
+            mean = self._draw_mean(params, generator)
+            theta = self.theta().expand_as(mean)
+            rate = standard_gamma(theta, generator) * (mean / theta)
             return torch.poisson(rate, generator=generator)
+
+
+class _ZeroInflated:
+    """A count likelihood with a point mass at 0 (mixed in before it): two
+    decoder outputs per column, the count's (as without) and the logit of the
+    probability ``pi`` that the entry is a structural 0."""
+
+    def _zero_logit(self, params):
+        return params[..., self.n_features :]
+
+    def _count_terms(self, params, log_mu, x):
+        counts = super()._count_terms(params, log_mu, x)
+        logit = self._zero_logit(params).to(counts.dtype)
+        kept = F.logsigmoid(-logit) + counts  # log((1 - pi) p(x))
+        return torch.where(x == 0, torch.logaddexp(F.logsigmoid(logit), kept), kept)
+
+    def mean(self, params):
+        """``(1 - pi)`` times the count's mean (with the depth modelled, at
+        the typical total)."""
+        return self._count_mean(params) * torch.sigmoid(-self._zero_logit(params))
+
+    def sample(self, params, generator):
+        draws = super().sample(params, generator)
+        pi = torch.sigmoid(self._zero_logit(params)).to(draws.dtype)
+        zero = torch.rand(draws.shape, generator=generator, device=draws.device,
+                          dtype=draws.dtype) < pi
+        return torch.where(zero, torch.zeros_like(draws), draws)
+
+
+class ZeroInflatedPoisson(_ZeroInflated, Poisson):
+    """Zero-inflated Poisson likelihood for counts with more zeros than a
+    Poisson has (dropouts, structural zeros).
+
+    Each column gets two decoder outputs: the Poisson's log-rate ``log mu``
+    (or, with ``count_depth="observed"``, the logit of its share of the row
+    total, as for :class:`Poisson`) and the logit of ``pi``, the probability
+    that the entry is a structural 0 whatever the rate, as in scVI. So
+    ``p(0 | z) = pi + (1 - pi) exp(-mu)`` and ``p(x | z) = (1 - pi)
+    Poisson(x; mu)`` for ``x > 0``, computed in log space (``logsigmoid`` and
+    ``logaddexp``) in float64. The outputs are laid out as all the log-rates,
+    then all the logits. :meth:`mean` is ``(1 - pi) mu``; a draw is 0 with
+    probability ``pi``, else a Poisson draw.
+
+    Parameters
+    ----------
+    n_features : int
+        Number of columns.
+    count_depth : {"none", "observed", "auto"}, default="none"
+        As for :class:`Poisson`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skvae.likelihoods import ZeroInflatedPoisson
+    >>> head = ZeroInflatedPoisson(1)
+    >>> params = torch.tensor([[0.0, 0.0]])  # mu = 1, pi = 1/2
+    >>> head.log_prob(params, torch.tensor([[0.0]])).exp()  # 1/2 + exp(-1) / 2
+    tensor([0.6839])
+    >>> head.mean(params)
+    tensor([[0.5000]])
+    """
+
+    name = "zip"
+
+    def __init__(self, n_features, count_depth="none"):
+        super().__init__(n_features, count_depth)
+        self.n_params = 2 * self.n_features
+
+
+class ZeroInflatedNegativeBinomial(_ZeroInflated, NegativeBinomial):
+    """Zero-inflated negative binomial likelihood for over-dispersed counts
+    with excess zeros, as scVI's ZINB.
+
+    Each column gets two decoder outputs, as for
+    :class:`ZeroInflatedPoisson`: the log-mean ``log mu`` (or the logit of its
+    share of the row total) and the logit of the structural-zero probability
+    ``pi``; its inverse dispersion ``theta`` is learned per column, as in
+    :class:`NegativeBinomial`. So ``p(0 | z) = pi + (1 - pi) NB(0; mu,
+    theta)`` and ``p(x | z) = (1 - pi) NB(x; mu, theta)`` for ``x > 0``.
+    :meth:`mean` is ``(1 - pi) mu``; a draw is 0 with probability ``pi``, else
+    a gamma-Poisson draw.
+
+    Parameters
+    ----------
+    n_features : int
+        Number of columns.
+    count_depth : {"none", "observed", "auto"}, default="none"
+        As for :class:`Poisson`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skvae.likelihoods import ZeroInflatedNegativeBinomial
+    >>> head = ZeroInflatedNegativeBinomial(1)  # theta = 1
+    >>> params = torch.tensor([[0.0, 0.0]])  # mu = 1, pi = 1/2
+    >>> p0 = head.log_prob(params, torch.tensor([[0.0]])).detach().exp()
+    >>> round(float(p0), 4)  # 1/2 + NB(0; 1, 1) / 2 = 1/2 + (1/2) / 2
+    0.75
+    """
+
+    name = "zinb"
+
+    def __init__(self, n_features, count_depth="none"):
+        super().__init__(n_features, count_depth)
+        self.n_params = 2 * self.n_features
 
 
 def init_args(likelihood):
@@ -1292,8 +1617,8 @@ def category_slots(column, min_frequency=None, max_categories=None):
 
 LIKELIHOODS = {
     cls.name: cls
-    for cls in (Gaussian, LogNormal, Bernoulli, Poisson, NegativeBinomial, Categorical,
-                Discrete)
+    for cls in (Gaussian, LogNormal, Bernoulli, Poisson, NegativeBinomial,
+                ZeroInflatedPoisson, ZeroInflatedNegativeBinomial, Categorical, Discrete)
 }
 
 

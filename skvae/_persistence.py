@@ -34,7 +34,7 @@ FORMAT = 1
 STRUCTURAL = (
     "n_components", "hidden_layer_sizes", "activation", "likelihood", "architecture",
     "image_shape", "conv_channels", "encoder", "decoder", "min_variance",
-    "min_frequency", "max_categories",
+    "min_frequency", "max_categories", "count_depth",
 )
 
 # The estimator's attributes that hold torch objects or skvae types, each with

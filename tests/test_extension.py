@@ -295,3 +295,45 @@ def test_bad_plug_ins_are_named(make_vae, params, error, message):
         X = 1 / (1 + np.exp(-X))
     with pytest.raises(error, match=message):
         make_vae(max_iter=1, **params).fit(X)
+
+
+def guide_example(heading):
+    """The first code block after ``heading`` in the user guide's extending page."""
+    import pathlib
+    import textwrap
+
+    page = (pathlib.Path(__file__).resolve().parents[1] / "docs" / "user_guide"
+            / "extending.rst").read_text()
+    after = page[page.index(heading):]
+    block = after[after.index(".. code-block:: python") :].split("\n")[2:]
+    code = []
+    for line in block:
+        if line and not line.startswith("   "):
+            break
+        code.append(line)
+    return textwrap.dedent("\n".join(code))
+
+
+def test_the_guides_subclass_of_a_built_in_likelihood(make_vae):
+    """The extending page's negative binomial with one shared dispersion runs,
+    and is the built-in with every column's dispersion that one."""
+    from skvae.likelihoods import NegativeBinomial
+
+    namespace = {}
+    exec(guide_example("Building on a built-in likelihood"), namespace)
+    shared = namespace["SharedDispersionNB"]
+    assert namespace["vae"].likelihood is shared
+    rng = np.random.RandomState(0)
+    X = rng.poisson(np.exp(rng.normal(1.0, 0.5, size=(120, 1)) + rng.normal(size=(1, 25))))
+    vae = make_vae(likelihood=shared, max_iter=20).fit(X)
+    lik = vae.module_.observation.likelihoods[0]
+    assert isinstance(lik, shared) and lik.log_theta.shape == (1,)
+    assert lik.depth  # the parent's count_depth="auto" on 25 complete columns
+    assert lik.log_theta.item() != 0.0  # learned
+    built_in = NegativeBinomial(25, count_depth="observed")
+    built_in.load_state_dict({**lik.state_dict(), "log_theta": lik.log_theta.expand(25)})
+    params = torch.randn(4, 25, generator=torch.Generator().manual_seed(0))
+    x = torch.as_tensor(X[:4], dtype=torch.float32)
+    torch.testing.assert_close(lik.log_prob(params, x), built_in.log_prob(params, x))
+    assert np.isfinite(vae.score_samples(X)).all()
+    assert vae.sample(3, random_state=0).shape == (3, 25)
