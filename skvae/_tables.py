@@ -163,7 +163,9 @@ def _column(X, j):
 class _LazyColumns(Sequence):
     """The columns ``columns`` of a sparse matrix ``X``, each densified when
     read: a count likelihood built for 20,000 columns takes their number and
-    reads none of them."""
+    reads none of them. ``complete``: none of them has a missing entry."""
+
+    complete = True
 
     def __init__(self, X, columns):
         self.X, self.columns = X, list(columns)

@@ -41,11 +41,14 @@ def outputs(vae, data):
 
 
 @pytest.mark.parametrize("kind", [sp.csr_matrix, sp.csc_matrix, sp.csr_array, sp.csc_array])
-@pytest.mark.parametrize("extra", [{}, {"early_stopping": True, "batch_size": 50}],
-                         ids=["plain", "early_stopping"])
+@pytest.mark.parametrize("extra", [{}, {"early_stopping": True, "batch_size": 50},
+                                   {"count_depth": "none"}, {"likelihood": "zinb"}],
+                         ids=["plain", "early_stopping", "no_depth", "zinb"])
 def test_sparse_fits_and_scores_exactly_as_the_dense_matrix(kind, extra):
-    dense = VAETransformer(**PARAMS, **extra).fit(X)
-    sparse = VAETransformer(**PARAMS, **extra).fit(kind(X))
+    dense = VAETransformer(**{**PARAMS, **extra}).fit(X)
+    sparse = VAETransformer(**{**PARAMS, **extra}).fit(kind(X))
+    # 30 count columns: "auto" models the depth, unless told not to.
+    assert dense.module_.observation.likelihoods[0].depth == ("count_depth" not in extra)
     want, got = outputs(dense, X), outputs(sparse, kind(X))
     for name in want:
         np.testing.assert_array_equal(got[name], want[name], err_msg=name)
