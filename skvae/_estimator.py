@@ -284,7 +284,7 @@ class VAETransformer(
         0 turns it off (see the user guide's training page).
     max_grad_norm : float or None, default=None
         Clip the gradient's global norm to this value at each step.
-    early_stopping : bool, default=False
+    early_stopping : bool or "auto", default="auto"
         Hold out ``validation_fraction`` of the rows, stop when their score
         has not improved by ``tol`` for the patience of ``n_iter_no_change``,
         and keep the weights that scored best on them. The held-out rows are
@@ -294,6 +294,11 @@ class VAETransformer(
         the single-sample ELBO can stall while that bound still improves
         (see the user guide's "Training"). Beyond 2,048 held-out rows, a
         fixed random sample of 2,048 of them is scored each epoch.
+        ``"auto"`` turns it on when a column has a count likelihood
+        (``"poisson"``, ``"negbinom"``, ``"zip"``, ``"zinb"``), off otherwise:
+        on 560 PBMC cells, 200 epochs without it scored the training cells 91
+        nats above held-out ones, and stopping early gained 14 nats on the
+        held-out cells (``benchmarks/bench_counts.py``).
     validation_fraction : float, default=0.1
         Share of rows held out when ``early_stopping`` is on.
     n_iter_no_change : int, default=10
@@ -479,7 +484,7 @@ class VAETransformer(
         "learning_rate": [StrOptions({"constant", "adaptive"})],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "max_grad_norm": [Interval(Real, 0, None, closed="neither"), None],
-        "early_stopping": ["boolean"],
+        "early_stopping": ["boolean", StrOptions({"auto"})],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
@@ -520,7 +525,7 @@ class VAETransformer(
         learning_rate="constant",
         alpha=3e-3,
         max_grad_norm=None,
-        early_stopping=False,
+        early_stopping="auto",
         validation_fraction=0.1,
         n_iter_no_change=10,
         tol=1e-4,
@@ -687,7 +692,7 @@ class VAETransformer(
             finally:
                 self.module_ = run.module
         self._history = result
-        vars(self).update(fitted_curves(result, early_stopping), **run.latent_usage())
+        vars(self).update(fitted_curves(result, run.early_stopping), **run.latent_usage())
         context.call_on_fit_task_end(estimator=self, X=raw, y=y, reconstruction_attributes={})
         report(result, max_iter, warn_unconverged=max_iter > 1,
                monitored=run.data.monitored)

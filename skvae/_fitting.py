@@ -40,7 +40,7 @@ from ._data import (
 )
 from ._distributed import SINGLE, ShardError, collective, local_device
 from ._elbo import Objective, gaussian_kl_terms
-from ._likelihoods import LIKELIHOODS, describe, observed_mask
+from ._likelihoods import COUNT_LIKELIHOOD, LIKELIHOODS, describe, observed_mask
 from ._modules import build_module
 from ._tables import (
     build_observation,
@@ -81,8 +81,9 @@ class FitRun:
         The estimator; only its public parameters are read.
     max_iter : int
         Epochs to run (1 for ``partial_fit``).
-    early_stopping : bool
-        Whether rows are held out and monitored.
+    early_stopping : bool or "auto"
+        Whether rows are held out and monitored; ``"auto"`` is decided once the
+        model is built or resumed (see :func:`resolve_early_stopping`).
 
     Attributes
     ----------
@@ -195,6 +196,8 @@ class FitRun:
         :meth:`build` or :meth:`resume`; ``raw`` is the validated input that
         ``sample_weight`` belongs to."""
         params, group, X = self.params, self.collective, self.X
+        self.early_stopping = resolve_early_stopping(self.early_stopping,
+                                                     self.module.observation)
         batch_rows = (max(group.all_gather(X.shape[0])) if params.batch_size == "auto"
                       else X.shape[0])
         self.settings = settings(params, self.max_iter, batch_rows)
@@ -262,6 +265,15 @@ class FitRun:
         if module is None:
             return latent_usage(self.module, self.X, self.device, self.collective)
         return latent_usage(module, self.X, self.device)
+
+
+def resolve_early_stopping(early_stopping, observation):
+    """``early_stopping``, with ``"auto"`` decided for the ``observation``:
+    on when one of its likelihoods is for counts (a subclass of the built-in
+    count likelihoods' base), whose defaults otherwise overfit, else off."""
+    if early_stopping != "auto":
+        return bool(early_stopping)
+    return any(isinstance(lik, COUNT_LIKELIHOOD) for lik in observation.likelihoods)
 
 
 def fitted_curves(result, monitored):

@@ -821,6 +821,10 @@ class _Counts(Likelihood):
         return (torch.softmax(self._rate(params).double(), -1) * total).to(params.dtype)
 
 
+# What early_stopping="auto" takes for a count likelihood.
+COUNT_LIKELIHOOD = _Counts
+
+
 def depth_statistics(X, columns=None):
     """Moments of the log of the row totals of ``X``'s ``columns`` (a total of 0
     counted as 0.5, the middle of its interval), and their number of missing
