@@ -110,7 +110,8 @@ class SparseRows:
     or a row and column key) is a dense NumPy array of those entries, so code
     that reads a matrix in chunks of rows reads a sparse one the same way,
     and never densifies it whole. The matrix is kept in CSR form (rows are
-    contiguous); a CSC matrix is converted once.
+    contiguous); a CSC matrix is converted once. The user's matrix is read,
+    never changed (its indices are not even sorted).
 
     Parameters
     ----------
@@ -121,9 +122,7 @@ class SparseRows:
     ndim = 2
 
     def __init__(self, matrix):
-        matrix = matrix.tocsr()
-        matrix.sort_indices()
-        self.matrix = matrix
+        self.matrix = matrix.tocsr()  # the same object when already CSR: no copy
 
     @property
     def shape(self):
