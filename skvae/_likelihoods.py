@@ -678,6 +678,9 @@ class _Counts(Likelihood):
 
     def check_support(self, values, names):
         observed = ~np.isnan(values)
+        if self.depth and not observed.all():  # the total is not known
+            j = int(np.flatnonzero(~observed.all(axis=0))[0])
+            raise ValueError(_depth_missing_message(self.name, where(names, j)))
         bad = np.flatnonzero(
             (observed & ((values < 0) | (values != np.round(values)))).any(axis=0)
         )
@@ -731,11 +734,6 @@ class _Counts(Likelihood):
     @property
     def supports_missing(self):
         return not self.depth and self.count_depth != "observed"
-
-    def input_mask(self, mask):
-        if self.depth and not bool(mask.all()):
-            raise ValueError(_depth_missing_message(self.name, "a count column"))
-        return mask
 
     def network_input(self, x):
         if self.depth:
