@@ -186,16 +186,26 @@ def test_categories_and_count_rule_are_merged_across_ranks(tmp_path):
 @pytest.mark.slow
 def test_sparse_shards_train_the_model_dense_shards_train(tmp_path):
     """Each rank reads its CSR shard a batch at a time; the ranks agree, and
-    the model is the one dense shards give, bit for bit."""
+    the model is the one dense shards give, bit for bit, its model of the row
+    total fitted on every rank's rows."""
     sp = pytest.importorskip("scipy.sparse")
     rng = np.random.RandomState(0)
-    X = rng.poisson(rng.gamma(0.5, 2.0, size=(1, 12)), size=(300, 12)).astype(np.float64)
+    depth = rng.lognormal(0.0, 0.5, size=(300, 1))
+    X = rng.poisson(rng.gamma(0.5, 2.0, size=(1, 25)) * depth).astype(np.float64)
     params = {**PARAMS, "likelihood": "negbinom", "max_iter": 5, "early_stopping": True}
     dense = run_ranks(tmp_path, [X[:140], X[140:]], params)
     sparse = run_ranks(tmp_path, [sp.csr_matrix(X[:140]), sp.csc_matrix(X[140:])], params)
     for fitted in sparse:
         np.testing.assert_array_equal(fitted.transform(X), dense[0].transform(X))
         assert fitted.validation_scores_ == dense[0].validation_scores_
+    # 25 count columns: the row total is modelled, from the totals of all ranks.
+    lik = sparse[0].module_.observation.likelihoods[0]
+    single = VAETransformer(**{**params, "max_iter": 1}).fit(X).module_.observation
+    assert lik.depth and single.likelihoods[0].depth
+    np.testing.assert_allclose(float(lik.depth_loc), float(single.likelihoods[0].depth_loc),
+                               rtol=1e-12)
+    np.testing.assert_allclose(float(lik.depth_scale),
+                               float(single.likelihoods[0].depth_scale), rtol=1e-12)
 
 
 @pytest.mark.slow
