@@ -131,7 +131,7 @@ class Objective:
         """
         mean, log_var = module.encode(x, mask)
         z = mean + (0.5 * log_var).exp() * noise
-        log_px = module.observation.log_prob(module.decode(z), x, mask)
+        log_px = module.observation.log_prob(module.decode(z, module.conditions(x)), x, mask)
         kl = gaussian_kl(mean, log_var)
         if not self.importance_weighted:
             reconstruction = log_px[0]

@@ -10,7 +10,6 @@ one of the modules that import scikit-learn.
 import contextlib
 import copy
 import functools
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -21,9 +20,7 @@ from sklearn.base import (
     ClassNamePrefixFeaturesOutMixin,
     TransformerMixin,
     _fit_context,
-    clone,
 )
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
 from sklearn.utils.validation import (
     _check_sample_weight,
@@ -47,7 +44,8 @@ from ._data import (
     to_tensor,
 )
 from ._elbo import Objective
-from ._fitting import FitRun, check_unchanged, fitted_curves, report
+from ._covariates import drawn_rows, fill, given_rows
+from ._fitting import FitRun, check_unchanged, choose_n_components, fitted_curves, report
 from ._likelihoods import LIKELIHOODS, observed_mask
 from ._modules import ACTIVATIONS, ARCHITECTURES
 from ._persistence import STRUCTURAL, dump_state, load_state
@@ -70,12 +68,6 @@ from ._training import (
     restore_optimizer,
     snapshot,
 )
-from ._warn import warn
-
-# n_components="auto" first fits this many dimensions at most (fewer when there
-# are fewer features) and keeps as many as that fit uses.
-AUTO_MAX_COMPONENTS = 64
-
 
 class VAETransformer(
     CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, DocLinkMixin,
@@ -209,6 +201,28 @@ class VAETransformer(
         what its model gives away by not forcing the counts to add up to the
         total, and 19 higher for ``"poisson"`` (see the user guide's
         "Choosing a likelihood"). Other likelihoods ignore it.
+    covariates : list of str or int, default=None
+        Columns of X that are covariates (batch, site, donor, a condition):
+        DataFrame column names, or positions for an array. A covariate is an
+        input, not modelled: the decoder always gets it beside the latent
+        code, so the code need not carry its effect, and ``transform`` gives
+        codes with the covariates' effects removed by construction (batch
+        correction). ``score_samples`` is then log p(x | covariates).
+        ``inverse_transform(Z, covariates=...)`` and ``sample(n,
+        covariates=...)`` decode under the covariate values given
+        (counterfactuals, conditional rows); ``sample(n)`` without them draws
+        them from the training rows. Categories, strings, bools and whole
+        numbers of at most 10 values are categorical covariates (one-hot),
+        other numbers numeric (standardised). A covariate must be known for
+        every row: a missing value, or a category not seen in ``fit``, is
+        refused. Not supported yet with sparse input and
+        ``architecture="conv"``.
+    encode_covariates : bool, default=False
+        Whether the encoder also gets the covariates. False, as scVI's
+        default: the code is inferred from the modelled columns alone, so
+        rows of different batches with the same content get the same code.
+        True lets the encoder correct for a covariate's effect on the input,
+        at the risk of codes that carry it.
     architecture : {"mlp", "conv"}, default="mlp"
         ``"mlp"``: fully connected encoder and decoder. ``"conv"``: a
         convolutional encoder and a transposed-convolution decoder for images,
@@ -468,6 +482,8 @@ class VAETransformer(
                           Interval(RealNotInt, 0, 1, closed="neither"), None],
         "max_categories": [Interval(Integral, 1, None, closed="left"), None],
         "count_depth": [StrOptions({"auto", "observed", "none"})],
+        "covariates": [None, list, tuple, str, Integral],
+        "encode_covariates": ["boolean"],
         "architecture": [StrOptions(set(ARCHITECTURES))],
         "image_shape": [tuple, list, None],
         "conv_channels": [tuple, list],
@@ -509,6 +525,8 @@ class VAETransformer(
         min_frequency=None,
         max_categories=None,
         count_depth="auto",
+        covariates=None,
+        encode_covariates=False,
         architecture="mlp",
         image_shape=None,
         conv_channels=(32, 64),
@@ -546,6 +564,8 @@ class VAETransformer(
         self.min_frequency = min_frequency
         self.max_categories = max_categories
         self.count_depth = count_depth
+        self.covariates = covariates
+        self.encode_covariates = encode_covariates
         self.architecture = architecture
         self.image_shape = image_shape
         self.conv_channels = conv_channels
@@ -674,7 +694,7 @@ class VAETransformer(
             else:
                 n_components = self.n_components
                 if n_components == "auto":
-                    n_components = self._choose_n_components(raw, y, sample_weight)
+                    n_components = choose_n_components(self, raw, y, sample_weight)
                 self._build(run, raw, n_components)
             run.prepare(raw, sample_weight)
             self._optimizer = run.optimizer
@@ -705,6 +725,7 @@ class VAETransformer(
         self._frame_output = is_dataframe(raw)
         self.module_, self._specs, self._structure = run.module, run.specs, run.structure
         self._generator, self._eval_seed = run.generator, run.eval_seed
+        self._covariate_draws = run.covariate_rows
         self._fit_params = {name: copy.deepcopy(getattr(self, name)) for name in STRUCTURAL}
         self._history = None
 
@@ -736,23 +757,6 @@ class VAETransformer(
                 for group, saved in zip(optimizer.param_groups, settings):
                     group.update(saved)
             raise
-
-    def _choose_n_components(self, raw, y, sample_weight=None):
-        """The size ``n_components="auto"`` chooses for the validated input
-        ``raw``: the number of active dimensions (at least one) of a model
-        first fitted with ``min(n_features, AUTO_MAX_COMPONENTS)``, on the same
-        ``sample_weight``."""
-        largest = min(raw.shape[1], AUTO_MAX_COMPONENTS)
-        if largest == 1:
-            return 1
-        probe = clone(self).set_params(n_components=largest, warm_start=False)
-        # The callbacks watch the final fit only.
-        probe.__dict__.pop("_skl_callbacks", None)
-        with warnings.catch_warnings():
-            # The final fit warns when it does not converge; the probe need not.
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            probe.fit(raw, y, sample_weight=sample_weight)
-        return max(1, int(probe.active_components_.sum()))
 
     def _as_fitted_library(self, out):
         """``out`` (decoded rows) as a DataFrame of ``fit``'s input's library
@@ -859,13 +863,20 @@ class VAETransformer(
         X = coded_rows(self, X)
         return self._apply(X, lambda module, x, mask: module.encode(x, mask)[0])
 
-    def inverse_transform(self, X):
+    def inverse_transform(self, X, covariates=None):
         """Decode latent codes back to the feature space (the decoder's mean).
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_components_)
             Latent codes, such as the output of ``transform``.
+        covariates : dict, DataFrame or array-like, default=None
+            For a model fitted with ``covariates``, their values to decode
+            under (required): a dict giving each covariate one value or one
+            per row, a DataFrame holding the covariate columns, or an array of
+            them in order. The codes of rows of batch A decoded with batch B
+            give the rows as if measured in batch B. The output's covariate
+            columns hold these values.
 
         Returns
         -------
@@ -886,9 +897,14 @@ class VAETransformer(
         """
         check_is_fitted(self)
         Z = self._validate_codes(X)
-        out = self._apply(Z, lambda module, z, _: module.observation.mean(
-            module.decode(z), self.bound_outputs))
-        return self._as_fitted_library(decoded_rows(self, out))
+        observation, k = self.module_.observation, Z.shape[1]
+        rows = given_rows(observation, column_names(self), covariates, len(Z),
+                          "inverse_transform")
+        # Codes and coded covariate rows side by side, batched together.
+        coded = Z if rows is None else np.hstack([Z, rows.astype(Z.dtype)])
+        out = self._apply(coded, lambda module, zx, _: module.observation.mean(
+            module.decode(zx[:, :k], module.conditions(zx[:, k:])), self.bound_outputs))
+        return self._as_fitted_library(decoded_rows(self, fill(out, rows, observation)))
 
     @reads_input("codes")
     def _validate_codes(self, Z):
@@ -1005,7 +1021,7 @@ class VAETransformer(
                                                  ensure_non_negative=True)
         return float(np.average(self.score_samples(X), weights=sample_weight))
 
-    def sample(self, n_samples=1, random_state=None, *, noise=True):
+    def sample(self, n_samples=1, random_state=None, *, noise=True, covariates=None):
         """Draw new rows from the model: z from the prior, then x from p(x | z).
 
         With ``noise=False`` the rows are the decoder's mean at the drawn codes
@@ -1026,6 +1042,12 @@ class VAETransformer(
             most probable category, for counts the mean rounded to an integer,
             as ``inverse_transform``. The codes z are the same either way for
             the same ``random_state``.
+        covariates : dict, DataFrame or array-like, default=None
+            For a model fitted with ``covariates``, the values to draw rows
+            under (as in ``inverse_transform``): every row carries them, and
+            its other columns follow p(x | covariates), so ``{"churn":
+            "Yes"}`` gives rows of churned customers. None draws them, row by
+            row, from the training rows' values.
 
         Returns
         -------
@@ -1058,17 +1080,22 @@ class VAETransformer(
         # A batch at a time into the output: memory beyond the result stays
         # bounded however many rows are drawn.
         out = np.empty((n_samples, module.observation.n_features))
+        given = (given_rows(module.observation, column_names(self), covariates, n_samples,
+                            "sample") if covariates is not None else
+                 drawn_rows(module.observation, self.__dict__.get("_covariate_draws"),
+                            n_samples, codes))
         with torch.no_grad():
             for rows in batch_slices(n_samples, EVAL_BATCH_SIZE):
                 n_rows = rows.stop - rows.start
                 z = torch.randn((n_rows, module.n_components), generator=codes)
-                params = module.decode(z)
+                params = module.decode(z, None if given is None else module.conditions(
+                    torch.from_numpy(given[rows]).to(z.dtype)))
                 if noise:
                     x = module.observation.sample(params, generator, self.bound_outputs)
                 else:
                     x = module.observation.mean(params, self.bound_outputs)
                 out[rows] = x.numpy()
-        return self._as_fitted_library(decoded_rows(self, out))
+        return self._as_fitted_library(decoded_rows(self, fill(out, given, module.observation)))
 
     # ------------------------------------------------------------ sklearn glue
 
@@ -1121,6 +1148,11 @@ def coded_rows(estimator, X):
     matrix its model sees (NaN where entries are missing)."""
     raw = estimator._check_input(X, reset=False)
     return encode(raw, estimator.module_.observation, estimator._specs, estimator.handle_unknown)
+
+
+def column_names(estimator):
+    """The names of the columns ``fit`` was given (positions for an array)."""
+    return [spec.name for spec in estimator._specs]
 
 
 def decoded_rows(estimator, values):

@@ -19,9 +19,11 @@ same collective calls in the same order (see :mod:`skvae._distributed`).
 import contextlib
 import copy
 import functools
+import warnings
 
 import numpy as np
 import torch
+from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import _check_sample_weight
 
@@ -150,8 +152,8 @@ class FitRun:
         self.eval_seed = int(torch.randint(MAX_SEED, (1,), generator=self.generator))
         init = make_generator(int(torch.randint(MAX_SEED, (1,), generator=self.generator)),
                               "cpu")
-        self.specs = merge_specs(
-            group, group.checked(column_specs, raw, params.likelihood, LIKELIHOODS))
+        self.specs = merge_specs(group, group.checked(
+            column_specs, raw, params.likelihood, LIKELIHOODS, params.covariates))
         options = {
             "min_variance": params.min_variance,
             "hidden_layer_sizes": params.hidden_layer_sizes,
@@ -164,11 +166,13 @@ class FitRun:
         plugins = any(not isinstance(spec.likelihood, str) for spec in self.specs)
         grouping = {"min_frequency": params.min_frequency,
                     "max_categories": params.max_categories,
-                    "count_depth": params.count_depth}
+                    "count_depth": params.count_depth,
+                    "encode_covariates": params.encode_covariates}
         with seeded_torch(seed) if plugins else contextlib.nullcontext():
             observation = build_observation(raw, self.specs, {**options, **grouping}, group,
                                             params.likelihood)
         X = self.X = group.checked(encode, raw, observation, self.specs)
+        self.covariate_rows = covariate_rows(X, observation, group)
         # A model trained on incomplete rows sees the mask of observed entries
         # beside the values; on complete rows it needs no mask.
         self.missing = group.any(missing_entries(X))
@@ -265,6 +269,53 @@ class FitRun:
         if module is None:
             return latent_usage(self.module, self.X, self.device, self.collective)
         return latent_usage(module, self.X, self.device)
+
+
+# sample() without covariate values draws them from at most this many of the
+# training rows' distinct covariate values (with their counts).
+COVARIATE_ROWS = 10_000
+
+
+def covariate_rows(X, observation, group=SINGLE):
+    """``(values, counts)``: the distinct coded covariate rows of ``X`` over
+    every rank and how many rows have each (at most :data:`COVARIATE_ROWS`,
+    evenly spaced in sorted order); None for a model without covariates."""
+    columns = observation.covariate_columns
+    if not columns:
+        return None
+    values = np.asarray(X[:, columns], dtype=np.float64)
+    local = np.unique(values, axis=0, return_counts=True)
+    parts = group.all_gather(local)
+    values, inverse = np.unique(np.concatenate([v for v, _ in parts]), axis=0,
+                                return_inverse=True)
+    counts = np.bincount(inverse.ravel(), weights=np.concatenate([c for _, c in parts]))
+    if len(values) > COVARIATE_ROWS:
+        keep = np.linspace(0, len(values) - 1, COVARIATE_ROWS).astype(int)
+        values, counts = values[keep], counts[keep]
+    return values, counts
+
+
+# n_components="auto" first fits this many dimensions at most (fewer when there
+# are fewer features) and keeps as many as that fit uses.
+AUTO_MAX_COMPONENTS = 64
+
+
+def choose_n_components(estimator, raw, y, sample_weight=None):
+    """The size ``n_components="auto"`` chooses for ``estimator`` on the
+    validated input ``raw``: the number of active dimensions (at least one) of
+    a model first fitted with ``min(n_features, AUTO_MAX_COMPONENTS)``, on the
+    same ``sample_weight``."""
+    largest = min(raw.shape[1], AUTO_MAX_COMPONENTS)
+    if largest == 1:
+        return 1
+    probe = clone(estimator).set_params(n_components=largest, warm_start=False)
+    # The callbacks watch the final fit only.
+    probe.__dict__.pop("_skl_callbacks", None)
+    with warnings.catch_warnings():
+        # The final fit warns when it does not converge; the probe need not.
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        probe.fit(raw, y, sample_weight=sample_weight)
+    return max(1, int(probe.active_components_.sum()))
 
 
 def resolve_early_stopping(early_stopping, observation):

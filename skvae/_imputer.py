@@ -270,7 +270,7 @@ class VAEImputer(TransformerMixin, DocLinkMixin, BaseEstimator):
         mean, log_var = module.encode(x, mask)
         std = (0.5 * log_var).exp()
         z = mean + std * noise
-        params = module.decode(z)
+        params = module.decode(z, module.conditions(x))
         log_q = standard_normal_log_prob(noise) - log_var.sum(-1) / 2  # log q(z | x)
         log_w = module.observation.log_prob(params, x, mask) + standard_normal_log_prob(z) - log_q
         weights = torch.softmax(log_w, dim=0)  # (k, batch)

@@ -1631,6 +1631,136 @@ LIKELIHOODS = {
 }
 
 
+# ---------------------------------------------------------------- covariates
+
+
+def _known(values, names):
+    """A ValueError naming the first covariate column with a missing value."""
+    missing = _pandas().isna(_pandas().DataFrame(np.asarray(values, dtype=object))).to_numpy()
+    if missing.any():
+        j = int(np.flatnonzero(missing.any(axis=0))[0])
+        raise ValueError(
+            f"{where(names, j).capitalize()} is a covariate and has missing values: a "
+            "covariate is an input of the model and must be known for every row. Fill "
+            "them in (or give them a category of their own), or drop those rows.")
+
+
+class _Covariate:
+    """What a covariate block is: an input, not a modelled column. Its
+    log-probability is 0 (``score_samples`` is then log p(x | covariates)),
+    the decoder gets :meth:`conditions` beside the latent code, the encoder
+    gets them too when ``encoded``; means, draws and imputations are NaN
+    placeholders, which the estimator fills with the covariate values given."""
+
+    covariate = True
+
+    def network_input(self, x):
+        return self.conditions(x) if self.encoded else x.new_zeros(x.shape[:-1] + (0,))
+
+    def input_mask(self, mask):
+        return mask.new_ones(mask.shape[:-1] + (self.n_inputs,))
+
+    def log_prob(self, params, x):
+        return params.new_zeros(torch.broadcast_shapes(params.shape[:-1], x.shape[:-1]))
+
+    def log_prob_terms(self, params, x):
+        return self.log_prob(params, x).unsqueeze(-1).expand(
+            self.log_prob(params, x).shape + (self.n_features,))
+
+    def mean(self, params):
+        return params.new_full(params.shape[:-1] + (self.n_features,), math.nan)
+
+    def sample(self, params, generator):
+        return self.mean(params)
+
+    def impute(self, params, weights):
+        return self.mean(params[0])
+
+
+class CovariateCategories(_Covariate, Categorical):
+    """Categorical covariates: one-hot over the categories seen in ``fit``
+    (pooled across ranks); a category not seen in ``fit`` or a missing value
+    is refused. ``encoded``: the encoder sees them too."""
+
+    name = "covariate:categorical"
+
+    def __init__(self, categories, counts=None, encoded=False):
+        super().__init__(categories, counts)
+        self.encoded = bool(encoded)
+        self.n_conditions = self.n_params
+        self.n_params, self.n_inputs = 0, self.n_conditions if self.encoded else 0
+
+    @classmethod
+    def from_columns(cls, columns, options):
+        tallies = [tally(column) for column in columns]
+        return cls([categories for categories, _ in tallies],
+                   [counts.tolist() for _, counts in tallies],
+                   encoded=options.get("encode_covariates", False))
+
+    def encode(self, values, names):
+        _known(values, names)
+        codes, unseen = self._lookup(values)
+        if unseen.any():
+            j = int(np.flatnonzero(unseen.any(axis=0))[0])
+            shown = sorted({str(v) for v in np.asarray(values[:, j], dtype=object)[unseen[:, j]]})
+            raise ValueError(
+                f"{where(names, j).capitalize()} is a covariate and has categories not seen "
+                f"in fit: {shown[:5]}. The model learnt the effects of the training rows' "
+                "categories only: map these to one of them, or refit with rows of them.")
+        return codes
+
+    def encode_unseen(self, values, names):
+        return self.encode(values, names), np.zeros(self.n_features, dtype=np.int64)
+
+    def conditions(self, x):
+        return x.new_zeros(x.shape[:-1] + (self.n_conditions,)).scatter_(-1, self._slots(x), 1)
+
+
+class CovariateNumbers(_Covariate, Likelihood):
+    """Numeric covariates, standardised on the training rows (statistics
+    merged across ranks); a missing value is refused. ``encoded``: the
+    encoder sees them too."""
+
+    name = "covariate:numeric"
+
+    def __init__(self, n_features, encoded=False):
+        super().__init__(n_features)
+        self.encoded = bool(encoded)
+        self.n_conditions = self.n_features
+        self.n_params, self.n_inputs = 0, self.n_features if self.encoded else 0
+        self.register_buffer("loc", torch.zeros(n_features, dtype=torch.float64))
+        self.register_buffer("scale", torch.ones(n_features, dtype=torch.float64))
+
+    @classmethod
+    def from_columns(cls, columns, options):
+        return cls(len(columns), encoded=options.get("encode_covariates", False))
+
+    def check_support(self, values, names):
+        _known(values, names)
+
+    def statistics(self, X, columns=None):
+        return column_moment_sums(X, columns)
+
+    @classmethod
+    def merge_statistics(cls, parts):
+        return merge_moments(parts)
+
+    def set_statistics(self, stats):
+        n, loc, m2 = stats
+        scale = np.sqrt(m2 / np.maximum(n, 1))
+        scale[~(scale > 0)] = 1.0
+        self.loc.copy_(torch.as_tensor(loc))
+        self.scale.copy_(torch.as_tensor(scale))
+
+    def conditions(self, x):
+        return (x - self.loc.to(x.dtype)) / self.scale.to(x.dtype)
+
+
+COVARIATES = {cls.name: cls for cls in (CovariateCategories, CovariateNumbers)}
+# Every built-in by name: the likelihoods a user may name, and the covariates.
+BUILT_INS = {**LIKELIHOODS, **COVARIATES}
+
+
 def describe(factory):
     """A likelihood (name, class or factory) as error messages name it."""
     if isinstance(factory, str):
@@ -1647,7 +1777,7 @@ def build_likelihood(factory, columns, options):
     returns a :class:`Likelihood`.
     """
     if isinstance(factory, str):
-        factory = LIKELIHOODS[factory]
+        factory = BUILT_INS[factory]
     if isinstance(factory, Likelihood):
         raise TypeError(
             f"likelihood is a {type(factory).__name__} instance; pass its class (or a "
@@ -1692,6 +1822,27 @@ class Observation(nn.Module):
         # One block over every column in order: the parts need no splitting.
         self.whole = len(blocks) == 1 and self.columns[0] == list(range(self.n_features))
         self._register_support()
+
+    @property
+    def covariate_columns(self):
+        """The columns that are covariates (inputs, not modelled), in order."""
+        return sorted(j for lik, cols in zip(self.likelihoods, self.columns)
+                      if getattr(lik, "covariate", False) for j in cols)
+
+    @property
+    def n_conditions(self):
+        """The decoder's inputs beside the latent code: the covariates'."""
+        return sum(getattr(lik, "n_conditions", 0) for lik in self.likelihoods
+                   if getattr(lik, "covariate", False))
+
+    def conditions(self, x):
+        """The covariates of rows ``x`` as the decoder takes them (one-hot
+        categories, standardised numbers); None for a model without any."""
+        if not any(getattr(lik, "covariate", False) for lik in self.likelihoods):
+            return None
+        parts = [lik.conditions(xb) for lik, xb in zip(self.likelihoods, self._split_x(x))
+                 if getattr(lik, "covariate", False)]
+        return torch.cat(parts, dim=-1)
 
     def _register_support(self):
         """Buffers for each column's training support (see :meth:`bound`):

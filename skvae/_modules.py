@@ -101,7 +101,9 @@ def mlp_networks(observation, n_components, options):
     activation = options["activation"]
     n_inputs = observation.n_inputs + options.get("n_mask_inputs", 0)
     encoder = mlp(n_inputs, hidden, 2 * n_components, activation)
-    decoder = mlp(n_components, hidden[::-1], observation.n_params, activation)
+    # Covariates go to the decoder beside the code.
+    decoder = mlp(n_components + observation.n_conditions, hidden[::-1], observation.n_params,
+                  activation)
     return encoder, decoder
 
 
@@ -110,6 +112,8 @@ def conv_networks(observation, n_components, options):
     given as rows of flattened pixels (C order) of ``options["image_shape"]``."""
     shape = _image_shape(options["image_shape"], observation.n_features)
     channels = layer_sizes(options["conv_channels"], "conv_channels")
+    if observation.n_conditions:
+        raise ValueError("architecture='conv' takes no covariates; use architecture='mlp'.")
     if not channels:
         raise ValueError("conv_channels needs at least one layer.")
     for lik in observation.likelihoods:
@@ -200,7 +204,7 @@ def build_networks(architecture, observation, n_components, options, encoder=Non
                           {**options, "n_mask_inputs": n_mask_inputs}, generator)
     roles = [
         ("encoder", encoder, observation.n_inputs + n_mask_inputs, 2 * n_components),
-        ("decoder", decoder, n_components, observation.n_params),
+        ("decoder", decoder, n_components + observation.n_conditions, observation.n_params),
     ]
     networks = []
     for index, (role, factory, n_in, n_out) in enumerate(roles):
@@ -287,15 +291,25 @@ class VAEModule(nn.Module):
         # Bound the log-variance so exp() can neither overflow nor underflow.
         return mean, log_var.clamp(-30.0, 20.0)
 
-    def decode(self, z):
+    def decode(self, z, conditions=None):
         """Parameters of p(x | z), as expected by ``observation``.
 
         Leading sample dimensions (importance samples) are flattened into the
-        batch, so decoders see 2-D input only.
+        batch, so decoders see 2-D input only. A model with covariates takes
+        their ``conditions`` (shape (batch, n_conditions), see
+        :meth:`Observation.conditions`) beside each code.
         """
         lead = z.shape[:-1]
+        if self.observation.n_conditions:
+            if conditions is None:
+                raise ValueError("this model has covariates: give their values.")
+            z = torch.cat([z, conditions.to(z.dtype).expand(lead + conditions.shape[-1:])], -1)
         out = self.decoder(z.reshape(-1, z.shape[-1])).to(z.dtype)
         return out.reshape(lead + out.shape[-1:])
+
+    def conditions(self, x):
+        """The covariates of rows ``x`` as the decoder takes them (None without)."""
+        return self.observation.conditions(x)
 
     def check(self, x, generator):
         """Run each part once on the rows ``x`` and raise a clear error, naming
@@ -305,9 +319,10 @@ class VAEModule(nn.Module):
             inputs = self.encoder_input(x)
             check_output(f"encoder {describe(type(self.encoder))}",
                          lambda: self.encoder(inputs), (n_rows, 2 * k))
+            width = k + self.observation.n_conditions
             params = check_output(
                 f"decoder {describe(type(self.decoder))}",
-                lambda: self.decoder(torch.zeros(n_rows, k, dtype=x.dtype)),
+                lambda: self.decoder(torch.zeros(n_rows, width, dtype=x.dtype)),
                 (n_rows, self.observation.n_params),
             )
             self.observation.check(params, x, generator)

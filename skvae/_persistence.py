@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ._data import seeded_torch
-from ._likelihoods import LIKELIHOODS, Observation, init_args
+from ._likelihoods import BUILT_INS, Observation, init_args
 from ._modules import build_module
 from ._tables import ColumnSpec
 from ._training import TrainingResult
@@ -34,7 +34,7 @@ FORMAT = 1
 STRUCTURAL = (
     "n_components", "hidden_layer_sizes", "activation", "likelihood", "architecture",
     "image_shape", "conv_channels", "encoder", "decoder", "min_variance",
-    "min_frequency", "max_categories", "count_depth",
+    "min_frequency", "max_categories", "count_depth", "covariates", "encode_covariates",
 )
 
 # The estimator's attributes that hold torch objects or skvae types, each with
@@ -150,7 +150,7 @@ def _module_to_plain(module, structure):
     for likelihood, columns in zip(module.observation.likelihoods, module.observation.columns):
         kind = type(likelihood)
         # Built-ins by name; a user's class by reference (as pickle saves classes).
-        reference = kind.name if LIKELIHOODS.get(kind.name) is kind else kind
+        reference = kind.name if BUILT_INS.get(kind.name) is kind else kind
         args, kwargs = init_args(likelihood)
         blocks.append({
             "likelihood": reference,
@@ -169,7 +169,7 @@ def _module_from_plain(saved):
     blocks = []
     for block in saved["blocks"]:
         reference = block["likelihood"]
-        kind = LIKELIHOODS[reference] if isinstance(reference, str) else reference
+        kind = BUILT_INS[reference] if isinstance(reference, str) else reference
         if isinstance(reference, str):
             likelihood = kind(*block["args"], **block["kwargs"])
         else:  # a user's constructor may draw random numbers: keep them off the user's state

@@ -41,6 +41,7 @@ import scipy.sparse as sp
 
 from ._data import SparseRows, is_sparse
 from ._likelihoods import (
+    BUILT_INS,
     LIKELIHOODS,
     Likelihood,
     Observation,
@@ -285,19 +286,70 @@ def _requested(likelihood, names, known):
     return requested
 
 
-def column_specs(X, likelihood, known):
-    """A :class:`ColumnSpec` per column of ``X`` for the ``likelihood`` parameter."""
+def column_specs(X, likelihood, known, covariates=None):
+    """A :class:`ColumnSpec` per column of ``X`` for the ``likelihood``
+    parameter; the columns named by ``covariates`` are covariates."""
     frame = is_dataframe(X)
     names = list(X.columns) if frame else list(range(X.shape[1]))
+    given = covariate_positions(names, covariates)
+    if given and is_sparse(X):
+        raise ValueError("covariates are not supported with sparse input yet; pass a "
+                         "dense array or a DataFrame.")
     specs = []
     requested = _requested(likelihood, names, known)
+    for j in given:
+        if isinstance(likelihood, dict) and names[j] in likelihood:
+            raise ValueError(f"Column {names[j]!r} is a covariate, which has no likelihood "
+                             "(it is an input of the model); drop it from likelihood.")
+        requested[j] = _covariate_kind(_column(X, j))
     if not frame and AUTO in [r for r in requested if isinstance(r, str)]:
-        reading = auto_array_likelihood(X)
+        kept = [j for j in range(len(names)) if j not in given]
+        reading = auto_array_likelihood(X[:, kept] if given else X)
     for j, (name, asked) in enumerate(zip(names, requested)):
         if isinstance(asked, str) and asked == AUTO:
             asked = _auto_likelihood(_column(X, j), name) if frame else reading
         specs.append(ColumnSpec(name, asked, X.dtypes.iloc[j] if frame else None))
     return specs
+
+
+def covariate_positions(names, covariates):
+    """The positions, among the columns ``names``, of the ``covariates``
+    parameter's columns (names, or positions for an array); a clear error for
+    one that is not a column, or for every column a covariate."""
+    if covariates is None:
+        return []
+    wanted = [covariates] if isinstance(covariates, (str, int, np.integer)) else list(covariates)
+    positions = []
+    for item in wanted:
+        if item in names:
+            positions.append(names.index(item))
+        else:
+            raise ValueError(f"covariates names {item!r}, which is not a column of X; the "
+                             f"columns are {list(names)[:20]}.")
+    if len(set(positions)) != len(positions):
+        raise ValueError(f"covariates names a column twice: {wanted}.")
+    if len(positions) == len(names):
+        raise ValueError("covariates names every column of X: nothing is left to model.")
+    return sorted(positions)
+
+
+# A numeric covariate of whole numbers with at most this many distinct values
+# (batch or site numbers) is categorical; other numbers are numeric.
+COVARIATE_LEVELS = 10
+
+
+def _covariate_kind(column):
+    """The covariate likelihood of ``column``: categorical for categories,
+    strings, bools and whole numbers of few values, else numeric."""
+    pd = _pandas()
+    series = pd.Series(column) if not isinstance(column, pd.Series) else column
+    dtype = series.dtype
+    if not (pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)):
+        return "covariate:categorical"
+    observed = series.dropna().to_numpy(dtype=np.float64)
+    whole = observed.size and (observed == np.round(observed)).all()
+    few = np.unique(observed).size <= COVARIATE_LEVELS
+    return "covariate:categorical" if whole and few else "covariate:numeric"
 
 
 def group_columns(specs):
@@ -343,7 +395,7 @@ def build_observation(X, specs, options, collective=None, likelihood=None):
 
 def _pooled(factory):
     if isinstance(factory, str):
-        factory = LIKELIHOODS[factory]
+        factory = BUILT_INS[factory]
     return getattr(getattr(factory, "func", factory), "pooled", False)
 
 
