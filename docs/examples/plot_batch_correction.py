@@ -139,7 +139,7 @@ print(f"mixing ceiling for these group proportions: {ceiling:.3f}")
 
 # %%
 # Counterfactual decoding: batch B's rows as if measured in A
-# ----------------------------------------------------------
+# -----------------------------------------------------------
 # ``inverse_transform(Z, covariates={"batch": "A"})`` decodes codes under
 # batch A. Applied to the codes of batch B's rows, it gives those rows as
 # batch A would have measured them: a correction of the data themselves, not
