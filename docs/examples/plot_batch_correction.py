@@ -89,7 +89,8 @@ plt.show()
 
 # %%
 # Without the covariate each group splits in two, one cluster per batch. With
-# it the batches overlap far more, and the three groups stay apart.
+# it the two batches of each group share its region, side by side and partly
+# overlapping, and the three groups stay apart.
 #
 # Two numbers say it. The **mixing score** is the entropy of the batch labels
 # among each row's 15 nearest neighbours in the code space, averaged over
