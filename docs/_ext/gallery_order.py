@@ -13,6 +13,11 @@ ORDER = [
     "plot_latent_size.py",
     "plot_pipeline_classifier.py",
     "plot_anomaly_detection.py",
+    "plot_custom_likelihood.py",
+    "plot_imputation.py",
+    "plot_single_cell.py",
+    "plot_batch_correction.py",
+    "plot_conditional_sampling.py",
 ]
 
 
