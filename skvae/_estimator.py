@@ -205,9 +205,10 @@ class VAETransformer(
         Columns of X that are covariates (batch, site, donor, a condition):
         DataFrame column names, or positions for an array. A covariate is an
         input, not modelled: the decoder always gets it beside the latent
-        code, so the code need not carry its effect, and ``transform`` gives
-        codes with the covariates' effects removed by construction (batch
-        correction). ``score_samples`` is then log p(x | covariates).
+        code, so the code need not carry its effect: ``transform`` gives codes
+        from which much of the covariates' effects is gone (batch correction;
+        measure how much, as ``benchmarks/bench_covariates.py`` does).
+        ``score_samples`` is then log p(x | covariates).
         ``inverse_transform(Z, covariates=...)`` and ``sample(n,
         covariates=...)`` decode under the covariate values given
         (counterfactuals, conditional rows); ``sample(n)`` without them draws
