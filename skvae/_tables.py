@@ -471,7 +471,30 @@ def merge_specs(collective, specs):
             widest = max(seen, key=_NUMERIC_READINGS.index)
             spec = ColumnSpec(spec.name, widest, spec.dtype)
         merged.append(spec)
-    return merged
+    return _pooled_dtypes(collective, merged)
+
+
+def _pooled_dtypes(collective, specs):
+    """``specs`` with each pandas categorical dtype holding the categories of
+    every rank's (rank 0's first, then the others' new ones, in order), so
+    that every rank's output can hold a category another rank saw."""
+    local = [s.dtype if _is_categorical_dtype(s.dtype) else None for s in specs]
+    parts = collective.all_gather(local)
+    pd = _pandas() if any(d is not None for part in parts for d in part) else None
+    pooled = []
+    for j, spec in enumerate(specs):
+        dtypes = [part[j] for part in parts if part[j] is not None]
+        if pd is not None and dtypes and any(d != dtypes[0] for d in dtypes):
+            categories = list(dict.fromkeys(c for d in dtypes for c in d.categories))
+            dtype = pd.CategoricalDtype(categories, ordered=dtypes[0].ordered)
+            spec = ColumnSpec(spec.name, spec.likelihood, dtype)
+        pooled.append(spec)
+    return pooled
+
+
+def _is_categorical_dtype(dtype):
+    """Whether ``dtype`` is a pandas categorical dtype (without importing pandas)."""
+    return type(dtype).__name__ == "CategoricalDtype"
 
 
 def _float_column(column, name):

@@ -22,8 +22,9 @@ True
 import numpy as np
 from sklearn.utils.validation import check_is_fitted, check_random_state
 
+from ._covariates import given_rows
 from ._data import MAX_SEED, is_positive_integer
-from ._estimator import pandas_output
+from ._estimator import column_names, pandas_output
 
 try:
     import dask
@@ -162,7 +163,7 @@ def score_samples(estimator, X, n_importance_samples=None):
     return X.map_blocks(score, model, dtype=np.float64, drop_axis=1, chunks=(X.chunks[0],))
 
 
-def inverse_transform(estimator, Z):
+def inverse_transform(estimator, Z, covariates=None):
     """Lazy ``estimator.inverse_transform(Z)``: decoded rows in feature space.
 
     Parameters
@@ -171,6 +172,13 @@ def inverse_transform(estimator, Z):
         A fitted estimator.
     Z : dask.array.Array or dask.dataframe.DataFrame of shape (n_samples, n_components_)
         Latent codes, such as the output of :func:`transform`.
+    covariates : dict, dask array or dask DataFrame, default=None
+        For a model fitted with ``covariates``, their values to decode under
+        (required): a dict of one value for each covariate, applied to every
+        row; or the covariate columns, one row per code, as a dask array (in
+        the order of the covariates) or a dask DataFrame holding them, in
+        blocks aligned with ``Z``'s (the same number of rows in each: a dask
+        array is rechunked to ``Z``'s row blocks when they are known).
 
     Returns
     -------
@@ -190,21 +198,124 @@ def inverse_transform(estimator, Z):
         )
     estimator = pandas_output(estimator)
     model = dask.delayed(estimator, pure=True)
-    meta = estimator.inverse_transform(np.zeros((1, width), dtype=_out_dtype(Z)))
+    lazy = covariates is not None and not isinstance(covariates, dict)
+    fixed = None if lazy else _scalar_covariates(estimator, covariates, "inverse_transform")
+    meta = estimator.inverse_transform(np.zeros((1, width), dtype=_out_dtype(Z)),
+                                       covariates=_example(estimator, fixed))
+    if lazy:
+        return _decode_with(model, Z, covariates, meta)
     if hasattr(meta, "iloc"):  # fitted on a DataFrame
         if not _is_frame(Z):
             Z = _dd().from_dask_array(Z, columns=[f"z{i}" for i in range(width)])
         # A DataFrame of codes keeps its partitions and index (those of the rows
         # it encodes), and its row counts need not be known: nothing is
         # computed before the result is.
-        return Z.map_partitions(_decoded_rows(meta.iloc[:0]), model, meta=meta.iloc[:0])
+        return Z.map_partitions(_decoded_rows(meta.iloc[:0], fixed), model,
+                                meta=meta.iloc[:0])
     if _is_frame(Z):
         Z = Z.to_dask_array()  # row counts unknown, rather than computed here
-    return Z.map_blocks(_block("inverse_transform", meta.dtype), model,
+    return Z.map_blocks(_block("inverse_transform", meta.dtype, fixed), model,
                         dtype=meta.dtype, chunks=(Z.chunks[0], (meta.shape[1],)))
 
 
-def sample(estimator, n_samples, chunks=100_000, random_state=None, *, noise=True):
+def _covariate_names(estimator):
+    """The covariate columns' names (positions for an array), in order."""
+    names = column_names(estimator)
+    return [names[j] for j in estimator.module_.observation.covariate_columns]
+
+
+def _scalar_covariates(estimator, covariates, what):
+    """``covariates``, a dict of one value per covariate (or None), checked
+    here rather than on a worker: the estimator's own errors for a missing or
+    unknown covariate, and one for per-row values, which need a dask
+    collection aligned with the rows."""
+    names = _covariate_names(estimator)
+    if covariates is None:
+        if names and what == "inverse_transform":
+            given_rows(estimator.module_.observation, column_names(estimator), None, 1, what)
+        return None
+    for name, value in covariates.items():
+        if np.ndim(value) != 0:
+            raise ValueError(
+                f"skvae.dask.{what}: covariates[{name!r}] has several values; a dict "
+                "gives one value for every row. Give per-row values as a dask array or "
+                "DataFrame of the covariate columns aligned with the rows.")
+    given_rows(estimator.module_.observation, column_names(estimator), covariates, 1, what)
+    return covariates
+
+
+def _example(estimator, covariates):
+    """Covariate values for computing one row of metadata: ``covariates``,
+    or for a model with covariates a training row's (None without)."""
+    names = _covariate_names(estimator)
+    if covariates is not None or not names:
+        return covariates
+    row = estimator.sample(1, random_state=0, noise=False)
+    if hasattr(row, "iloc"):
+        return row[names]
+    return {name: row[0, name] for name in names}
+
+
+def _decode_with(model, Z, covariates, meta):
+    """``inverse_transform`` of the blocks of ``Z`` under the covariate values
+    of the aligned blocks of the dask collection ``covariates``."""
+    codes = _blocks(Z)
+    if isinstance(covariates, da.Array) and not _is_frame(Z) and covariates.ndim == 2:
+        covariates = covariates.rechunk({0: Z.chunks[0], 1: -1})
+    elif isinstance(covariates, da.Array):
+        covariates = covariates.rechunk({1: -1}) if covariates.ndim == 2 else covariates
+    elif not (_is_frame(covariates) and isinstance(covariates, _dd().DataFrame)):
+        raise TypeError(
+            f"covariates must be a dict of one value per covariate, a dask array or a "
+            f"dask DataFrame; got {type(covariates).__name__}.")
+    values = _blocks(covariates)
+    if len(values) != len(codes):
+        raise ValueError(
+            f"covariates has {len(values)} blocks, but Z has {len(codes)}: give the "
+            "covariate values in blocks aligned with Z's rows.")
+    empty = meta.iloc[:0] if hasattr(meta, "iloc") else meta[:0]
+    # Rows of an array of codes numbered across its blocks, as in one call.
+    sizes = [np.nan] * len(codes) if _is_frame(Z) else list(Z.chunks[0])
+    starts = np.cumsum([0] + sizes[:-1]).tolist()
+    blocks = [dask.delayed(_decode_block, pure=True)(model, z, c, empty, start)
+              for z, c, start in zip(codes, values, starts)]
+    if hasattr(meta, "iloc"):
+        divisions = Z.divisions if _is_frame(Z) else None
+        if not _is_frame(Z) and not np.isnan(sum(sizes)) and sum(sizes) > 0:
+            divisions = tuple(int(v) for v in starts) + (int(sum(sizes)) - 1,)
+            divisions = divisions if all(sizes) else None
+        with dask.config.set({"dataframe.convert-string": False}):
+            return _dd().from_delayed(blocks, meta=empty, divisions=divisions)
+    return da.concatenate([da.from_delayed(block, shape=(size, meta.shape[1]), dtype=meta.dtype)
+                           for block, size in zip(blocks, sizes)])
+
+
+def _blocks(collection):
+    """The row blocks of a dask array (its columns in one block) or the
+    partitions of a dask DataFrame, as delayed objects."""
+    if _is_frame(collection):
+        return list(collection.to_delayed())
+    if collection.ndim == 2 and collection.numblocks[1] != 1:
+        collection = collection.rechunk({1: -1})
+    return list(np.asarray(collection.to_delayed()).ravel())
+
+
+def _decode_block(estimator, codes, covariates, empty, start):
+    """One block's decoded rows, indexed as a DataFrame block of codes, or
+    numbered from ``start`` (when known) for a block of an array."""
+    if len(codes) == 0:
+        framed = hasattr(empty, "iloc") and hasattr(codes, "index")
+        return empty.set_axis(codes.index) if framed else empty
+    rows = estimator.inverse_transform(np.asarray(codes), covariates=covariates)
+    if hasattr(rows, "iloc") and hasattr(codes, "index"):
+        rows = rows.set_axis(codes.index)
+    elif hasattr(rows, "iloc") and not np.isnan(start):
+        rows.index = rows.index + int(start)
+    return rows
+
+
+def sample(estimator, n_samples, chunks=100_000, random_state=None, *, noise=True,
+           covariates=None):
     """Lazy ``estimator.sample``: ``n_samples`` new rows, drawn block by block.
 
     Parameters
@@ -221,6 +332,11 @@ def sample(estimator, n_samples, chunks=100_000, random_state=None, *, noise=Tru
     noise : bool, default=True
         Draw the rows from the likelihood (True) or return the decoder's mean
         at the drawn codes (False), as in :meth:`VAETransformer.sample`.
+    covariates : dict, default=None
+        For a model fitted with ``covariates``, one value for each covariate,
+        which every row carries (see :meth:`VAETransformer.sample`). None
+        draws them, row by row, from the training rows' values, from each
+        block's seed: reproducible as the rest of the draw.
 
     Returns
     -------
@@ -236,11 +352,15 @@ def sample(estimator, n_samples, chunks=100_000, random_state=None, *, noise=Tru
         raise ValueError(f"chunks must be a positive integer; got {chunks!r}.")
     sizes = [min(chunks, n_samples - start) for start in range(0, n_samples, chunks)]
     seeds = check_random_state(random_state).randint(MAX_SEED, size=len(sizes))
+    if covariates is not None and not isinstance(covariates, dict):
+        raise TypeError("skvae.dask.sample: covariates must be a dict of one value for "
+                        f"each covariate; got {type(covariates).__name__}.")
+    covariates = _scalar_covariates(estimator, covariates, "sample")
     estimator = pandas_output(estimator)
     model = dask.delayed(estimator, pure=True)
-    meta = estimator.sample(1, random_state=0, noise=noise)
+    meta = estimator.sample(1, random_state=0, noise=noise, covariates=covariates)
     starts = np.cumsum([0] + sizes[:-1]).tolist()
-    blocks = [dask.delayed(_draw, pure=True)(model, size, int(seed), noise, start)
+    blocks = [dask.delayed(_draw, pure=True)(model, size, int(seed), noise, start, covariates)
               for size, seed, start in zip(sizes, seeds, starts)]
     if hasattr(meta, "iloc"):
         # Rows numbered 0 to n_samples - 1 across the blocks, as in a single sample.
@@ -255,30 +375,34 @@ def sample(estimator, n_samples, chunks=100_000, random_state=None, *, noise=Tru
     ])
 
 
-def _draw(estimator, size, seed, noise=True, start=0):
-    rows = estimator.sample(size, random_state=seed, noise=noise)
+def _draw(estimator, size, seed, noise=True, start=0, covariates=None):
+    rows = estimator.sample(size, random_state=seed, noise=noise, covariates=covariates)
     if hasattr(rows, "index"):  # a DataFrame block: its rows' numbers in the whole
         rows.index = rows.index + start
     return rows
 
 
-def _block(method, dtype):
+def _block(method, dtype, covariates=None):
     def apply(block, est):
         if block.shape[0] == 0:  # the estimator refuses no rows
             width = est.n_components_ if method == "transform" else est.n_features_in_
             return np.zeros((0, width), dtype=dtype)
+        if covariates is not None:
+            return getattr(est, method)(block, covariates=covariates)
         return getattr(est, method)(block)
 
     return apply
 
 
-def _decoded_rows(empty):
-    """``inverse_transform`` of a partition of codes, as a DataFrame like
-    ``empty`` with the partition's index."""
+def _decoded_rows(empty, covariates=None):
+    """``inverse_transform`` of a partition of codes (under the covariate
+    values ``covariates``), as a DataFrame like ``empty`` with the
+    partition's index."""
     def apply(part, est):
         if len(part) == 0:  # the estimator refuses no rows
             return empty.set_axis(part.index)
-        return est.inverse_transform(part.to_numpy()).set_axis(part.index)
+        return est.inverse_transform(part.to_numpy(), covariates=covariates).set_axis(
+            part.index)
 
     return apply
 

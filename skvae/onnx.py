@@ -12,6 +12,15 @@ output, with a dynamic batch axis:
 * the decoder maps ``"Z"``, shape ``(batch, n_components)``, to ``"X"``,
   shape ``(batch, n_features_in_)``.
 
+A model fitted with ``covariates`` is exported too. Its encoder takes the
+full rows, covariate columns included, as ``transform`` does (categorical
+covariates as their category codes); its decoder has a second input,
+``"C"``, shape ``(batch, n_covariates)``: the covariate columns in order, a
+categorical one as its category code (see :func:`covariate_input`), a
+numeric one as its value. The graph turns them into the decoder's inputs
+(one-hot categories, standardised numbers) and returns them in the output's
+covariate columns.
+
 The encoder takes rows as ``transform`` does after validation, missing entries
 (NaN) included: it computes the mask of observed entries and fills the missing
 ones inside the graph, whether or not the model was fitted on incomplete data.
@@ -28,11 +37,15 @@ import logging
 import os
 import warnings
 
+import numpy as np
 import torch
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
-__all__ = ["export_decoder", "export_encoder"]
+from ._covariates import given_rows
+from ._estimator import column_names
+
+__all__ = ["covariate_input", "export_decoder", "export_encoder"]
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -69,6 +82,32 @@ class _Decoder(nn.Module):
         return self.module.observation.mean(self.module.decode(z), self.bounded)
 
 
+class _CovariateDecoder(_Decoder):
+    """:class:`_Decoder` of a model with covariates: the coded covariate
+    columns ``c`` (category codes, raw numbers) become the decoder's
+    conditions inside the graph, and fill the output's covariate columns."""
+
+    def __init__(self, module, bounded=True):
+        super().__init__(module, bounded)
+        columns = module.observation.covariate_columns
+        self.register_buffer("columns", torch.tensor(columns, dtype=torch.long))
+        # Each output column's position in [mean, c]: the means' own, or the
+        # covariate's among c after them.
+        n_features = module.observation.n_features
+        take = list(range(n_features))
+        for k, j in enumerate(columns):
+            take[j] = n_features + k
+        self.register_buffer("take", torch.tensor(take, dtype=torch.long))
+
+    def forward(self, z, c):
+        observation = self.module.observation
+        rows = c.new_zeros((c.shape[0], observation.n_features))
+        rows = rows.index_copy(1, self.columns, c)
+        mean = observation.mean(self.module.decode(z, self.module.conditions(rows)),
+                                self.bounded)
+        return torch.cat([mean, c], dim=1).index_select(1, self.take)
+
+
 def export_encoder(estimator, path, *, dtype="float32", opset=None):
     """Write a fitted estimator's encoder, as ``transform`` computes it, to an ONNX file.
 
@@ -76,13 +115,15 @@ def export_encoder(estimator, path, *, dtype="float32", opset=None):
     posterior means ``"Z"``, shape ``(batch, n_components)``, the batch size
     being free. It contains the model's own input scaling (each likelihood's
     network input: standardisation, ``log1p`` of counts) and takes missing
-    entries as NaN, as ``transform`` does.
+    entries as NaN, as ``transform`` does. For a model with covariates the
+    rows include the covariate columns (a categorical covariate as its
+    category code), which the graph reads only for ``encode_covariates=True``.
 
     Parameters
     ----------
     estimator : VAETransformer
         A fitted estimator whose likelihoods are all numeric (no
-        ``"categorical"`` columns).
+        ``"categorical"`` columns; categorical covariates are allowed).
     path : str or os.PathLike
         File to write (conventionally ending in ``.onnx``); it is overwritten.
     dtype : {"float32", "float64"}, default="float32"
@@ -131,7 +172,7 @@ def export_encoder(estimator, path, *, dtype="float32", opset=None):
     """
     module, torch_dtype = _prepare(estimator, dtype, "export_encoder")
     n_features = module.observation.n_features
-    return _export(_Encoder(module), "x", n_features, torch_dtype, ("X", "Z"), path,
+    return _export(_Encoder(module), [("x", n_features, "X")], "Z", torch_dtype, path,
                    opset, estimator)
 
 
@@ -149,11 +190,16 @@ def export_decoder(estimator, path, *, dtype="float32", opset=None):
     dtypes: that last step is left to the caller (see the user guide's
     "Serving with ONNX").
 
+    For a model with covariates the graph has a second input, ``"C"``, shape
+    ``(batch, n_covariates)``: the covariate values to decode under, coded
+    (see :func:`covariate_input`), as ``inverse_transform(Z,
+    covariates=...)`` takes them; the output's covariate columns hold them.
+
     Parameters
     ----------
     estimator : VAETransformer
         A fitted estimator whose likelihoods are all numeric (no
-        ``"categorical"`` columns).
+        ``"categorical"`` columns; categorical covariates are allowed).
     path : str or os.PathLike
         File to write (conventionally ending in ``.onnx``); it is overwritten.
     dtype : {"float32", "float64"}, default="float32"
@@ -197,8 +243,14 @@ def export_decoder(estimator, path, *, dtype="float32", opset=None):
     True
     """
     module, torch_dtype = _prepare(estimator, dtype, "export_decoder")
-    return _export(_Decoder(module, estimator.bound_outputs), "z", module.n_components, torch_dtype, ("Z", "X"),
-                   path, opset, estimator)
+    inputs = [("z", module.n_components, "Z")]
+    n_covariates = len(module.observation.covariate_columns)
+    if n_covariates:
+        inputs.append(("c", n_covariates, "C"))
+        wrapper = _CovariateDecoder(module, estimator.bound_outputs)
+    else:
+        wrapper = _Decoder(module, estimator.bound_outputs)
+    return _export(wrapper, inputs, "X", torch_dtype, path, opset, estimator)
 
 
 def _prepare(estimator, dtype, caller):
@@ -213,8 +265,10 @@ def _prepare(estimator, dtype, caller):
     if dtype not in _DTYPES:
         raise ValueError(f"dtype must be one of {sorted(_DTYPES)}; got {dtype!r}.")
     module = estimator.module_
+    # Categorical covariates are inputs only: their codes become one-hot
+    # conditions inside the graph, and nothing is decoded to categories.
     categorical = [type(lik).__name__ for lik in module.observation.likelihoods
-                   if not lik.numeric]
+                   if not lik.numeric and not getattr(lik, "covariate", False)]
     if categorical:
         raise ValueError(
             f"{caller} supports models whose columns are all numeric; this one has "
@@ -240,9 +294,11 @@ def _onnx():
     return onnx
 
 
-def _export(wrapper, argument, n_inputs, dtype, names, path, opset, estimator):
+def _export(wrapper, inputs, output, dtype, path, opset, estimator):
+    """Write ``wrapper`` as an ONNX graph of the ``inputs`` (each its forward
+    argument, width and graph name) to ``output``, with a free batch axis."""
     onnx = _onnx()
-    example = torch.zeros(_EXAMPLE_ROWS, n_inputs, dtype=dtype)
+    examples = tuple(torch.zeros(_EXAMPLE_ROWS, width, dtype=dtype) for _, width, _ in inputs)
     batch = torch.export.Dim("batch")
     exporter_log = logging.getLogger("torch.onnx")
     level = exporter_log.level
@@ -252,11 +308,14 @@ def _export(wrapper, argument, n_inputs, dtype, names, path, opset, estimator):
         # raised while torch.export copies its own structures, and log lines
         # for torchvision operators it skips registering.
         warnings.filterwarnings("ignore", message=r".*LeafSpec.*", category=FutureWarning)
+        # Inputs sharing the batch axis ("Z" and "C") share its name.
+        warnings.filterwarnings("ignore", message=r"# The axis name: .* will not be used")
         exporter_log.setLevel(logging.ERROR)
         try:
             program = torch.onnx.export(
-                wrapper.eval(), (example,), input_names=[names[0]],
-                output_names=[names[1]], dynamic_shapes={argument: {0: batch}},
+                wrapper.eval(), examples, input_names=[name for _, _, name in inputs],
+                output_names=[output],
+                dynamic_shapes={argument: {0: batch} for argument, _, _ in inputs},
                 opset_version=opset, dynamo=True, verbose=False,
             )
         finally:
@@ -265,6 +324,89 @@ def _export(wrapper, argument, n_inputs, dtype, names, path, opset, estimator):
     metadata = {"producer": "skvae", "n_components": str(estimator.module_.n_components)}
     if hasattr(estimator, "feature_names_in_"):
         metadata["feature_names"] = json.dumps([str(n) for n in estimator.feature_names_in_])
+    covariates = _covariate_metadata(estimator)
+    if covariates:
+        metadata["covariates"] = json.dumps(covariates, default=_plain)
     onnx.helper.set_model_props(model, metadata)
     onnx.save_model(model, os.fspath(path))
     return path
+
+
+def _plain(value):
+    """A NumPy scalar (or anything else) as JSON can hold it."""
+    return value.item() if hasattr(value, "item") else str(value)
+
+
+def _covariate_metadata(estimator):
+    """Each covariate column of ``estimator``, in the order of the decoder's
+    ``"C"``: its name, position and, for a categorical one, its categories
+    (whose positions are the codes)."""
+    described = estimator.column_likelihoods_
+    names = column_names(estimator)
+    out = []
+    for j in estimator.module_.observation.covariate_columns:
+        entry = described[names[j]]
+        categorical = entry["likelihood"] == "covariate:categorical"
+        out.append({"name": names[j], "column": j,
+                    "categories": list(entry["support"]) if categorical else None})
+    return out
+
+
+def covariate_input(estimator, covariates, *, dtype="float32"):
+    """The decoder graph's ``"C"`` input for covariate values, coded as the model codes them.
+
+    Parameters
+    ----------
+    estimator : VAETransformer
+        A fitted estimator with ``covariates``.
+    covariates : dict, DataFrame or array-like
+        The covariate values, as ``inverse_transform(Z, covariates=...)``
+        takes them: a dict of one value or one per row for each covariate, a
+        DataFrame holding the covariate columns, or an array of them in order.
+    dtype : {"float32", "float64"}, default="float32"
+        The graph's precision.
+
+    Returns
+    -------
+    C : ndarray of shape (n_rows, n_covariates)
+        One row per row of values (a single row when every value is a
+        scalar): a categorical covariate's category code (its position among
+        ``column_likelihoods_[name]["support"]``), a numeric one's value.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> from skvae import VAETransformer
+    >>> from skvae.onnx import covariate_input
+    >>> rng = np.random.RandomState(0)
+    >>> frame = pd.DataFrame(rng.normal(size=(100, 4)), columns=list("abcd"))
+    >>> frame["batch"] = rng.choice(["A", "B"], 100)
+    >>> vae = VAETransformer(max_iter=2, covariates=["batch"], random_state=0).fit(frame)
+    >>> covariate_input(vae, {"batch": ["B", "A", "B"]})
+    array([[1.],
+           [0.],
+           [1.]], dtype=float32)
+    """
+    check_is_fitted(estimator)
+    if dtype not in _DTYPES:
+        raise ValueError(f"dtype must be one of {sorted(_DTYPES)}; got {dtype!r}.")
+    observation = estimator.module_.observation
+    rows = given_rows(observation, column_names(estimator), covariates,
+                      _n_rows(covariates), "covariate_input")
+    if rows is None:
+        raise ValueError("covariate_input: this model has no covariates; its decoder "
+                         "graph takes Z only.")
+    return rows[:, observation.covariate_columns].astype(dtype)
+
+
+def _n_rows(covariates):
+    """How many rows the covariate values ``covariates`` give: the longest
+    column's length (1 when every value is a scalar)."""
+    if covariates is None:
+        return 1
+    if hasattr(covariates, "shape") and len(getattr(covariates, "shape", ())) == 2:
+        return covariates.shape[0]
+    if isinstance(covariates, dict):
+        return max([np.size(np.asarray(v, dtype=object)) for v in covariates.values()] + [1])
+    array = np.asarray(covariates, dtype=object)
+    return array.shape[0] if array.ndim == 2 else 1

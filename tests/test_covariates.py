@@ -206,3 +206,35 @@ def test_imputer_fills_the_modelled_columns_under_the_covariates():
     a = (frame["batch"] == "A").to_numpy()[:, None] & holes
     imputed = filled.iloc[:, :6].to_numpy()
     assert imputed[b].mean() - imputed[a].mean() > 2.0
+
+
+@pytest.mark.parametrize("name", ["mixed_model_before_fitrun", "chunks_model_before_fitrun",
+                                  "categorical_model_before_grouping"])
+def test_models_saved_before_covariates_load_without_them(name):
+    """Files written before covariates existed: no covariates, and sample and
+    inverse_transform work as they did."""
+    import os
+
+    path = os.path.join(os.path.dirname(__file__), "data", f"{name}.pkl")
+    with open(path, "rb") as file:
+        vae = pickle.load(file)
+    vae = vae["model"] if isinstance(vae, dict) else vae
+    assert vae.covariates is None and vae.encode_covariates is False
+    assert vae.module_.observation.covariate_columns == []
+    drawn = vae.sample(3, random_state=0)
+    assert len(drawn) == 3
+    assert len(vae.inverse_transform(np.zeros((2, vae.n_components_)))) == 2
+    with pytest.raises(ValueError, match="this model has no covariates"):
+        vae.sample(2, covariates={"x": 1})
+
+
+def test_skops_round_trip_trusts_only_the_estimator(fitted):
+    sio = pytest.importorskip("skops.io")
+    data = sio.dumps(fitted)
+    assert sio.get_untrusted_types(data=data) == ["skvae._estimator.VAETransformer"]
+    loaded = sio.loads(data, trusted=["skvae._estimator.VAETransformer"])
+    np.testing.assert_array_equal(loaded.transform(FRAME), fitted.transform(FRAME))
+    pd.testing.assert_frame_equal(loaded.sample(5, random_state=0),
+                                  fitted.sample(5, random_state=0))
+    types = {type(lik).__name__ for lik in loaded.module_.observation.likelihoods}
+    assert "CovariateCategories" in types

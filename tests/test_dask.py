@@ -260,3 +260,79 @@ def test_sparse_blocks_give_the_in_memory_results(threads):
     np.testing.assert_allclose(compute(threads, Z), vae.transform(counts), rtol=1e-12)
     scores = compute(threads, skvae_dask.score_samples(vae, lazy))
     np.testing.assert_allclose(scores, vae.score_samples(counts))
+
+
+@pytest.fixture(scope="module")
+def with_covariates():
+    pd = pytest.importorskip("pandas")
+    rng = np.random.RandomState(0)
+    frame = pd.DataFrame(rng.normal(size=(120, 4)), columns=list("abcd"))
+    frame["batch"] = pd.Categorical(rng.choice(["A", "B"], 120))
+    vae = VAETransformer(hidden_layer_sizes=(8,), max_iter=3, random_state=0,
+                         covariates=["batch"]).fit(frame)
+    X = np.c_[frame[list("abcd")].to_numpy(), rng.uniform(0, 2, 120), rng.randint(0, 3, 120)]
+    on_array = VAETransformer(hidden_layer_sizes=(8,), max_iter=3, random_state=0,
+                              covariates=[4, 5]).fit(X)
+    return vae, frame, on_array, X
+
+
+def test_covariates_transform_score_and_decode(threads, with_covariates):
+    pd = pytest.importorskip("pandas")
+    dd = pytest.importorskip("dask.dataframe")
+    vae, frame, on_array, X = with_covariates
+    lazy = dd.from_pandas(frame, npartitions=3)
+    Z = skvae_dask.transform(vae, lazy)
+    np.testing.assert_allclose(compute(threads, Z).to_numpy(), vae.transform(frame))
+    np.testing.assert_allclose(compute(threads, skvae_dask.score_samples(vae, lazy)),
+                               vae.score_samples(frame))
+    codes = vae.transform(frame)
+    # One value for every row, and per-row values aligned with the codes.
+    got = compute(threads, skvae_dask.inverse_transform(vae, Z, covariates={"batch": "B"}))
+    pd.testing.assert_frame_equal(got, vae.inverse_transform(codes, covariates={"batch": "B"}))
+    flipped = frame[["batch"]].assign(batch=frame["batch"].map({"A": "B", "B": "A"}))
+    got = compute(threads, skvae_dask.inverse_transform(
+        vae, Z, covariates=dd.from_pandas(flipped, npartitions=3)))
+    pd.testing.assert_frame_equal(got, vae.inverse_transform(codes, covariates=flipped))
+    # An array of codes and a dask array of the covariate columns, rechunked.
+    Z_array = da.from_array(codes, chunks=50)
+    C = da.from_array(flipped.to_numpy(object), chunks=40)
+    got = compute(threads, skvae_dask.inverse_transform(vae, Z_array, covariates=C))
+    pd.testing.assert_frame_equal(got, vae.inverse_transform(codes, covariates=flipped))
+    # A model fitted on an array: arrays out.
+    lazy_X = da.from_array(X, chunks=50)
+    Z = skvae_dask.transform(on_array, lazy_X)
+    np.testing.assert_allclose(compute(threads, Z), on_array.transform(X))
+    C = da.from_array(X[:, 4:][::-1].copy(), chunks=30)
+    got = compute(threads, skvae_dask.inverse_transform(on_array, Z, covariates=C))
+    np.testing.assert_allclose(got, on_array.inverse_transform(on_array.transform(X),
+                                                               covariates=X[:, 4:][::-1]))
+
+
+def test_covariates_sample(threads, with_covariates):
+    vae, frame, on_array, _ = with_covariates
+    drawn = skvae_dask.sample(vae, 50, chunks=20, random_state=0, covariates={"batch": "A"})
+    got = compute(threads, drawn)
+    assert (got["batch"] == "A").all() and len(got) == 50
+    # Without values, each block draws them from training, from its seed.
+    free = compute(threads, skvae_dask.sample(vae, 300, chunks=100, random_state=0))
+    again = skvae_dask.sample(vae, 300, chunks=100, random_state=0).compute(scheduler="sync")
+    assert free.equals(again) and set(free["batch"]) == {"A", "B"}
+    drawn = compute(threads, skvae_dask.sample(on_array, 10, chunks=4, random_state=0,
+                                               covariates={4: 1.5, 5: 2}))
+    assert (drawn[:, 4] == 1.5).all() and (drawn[:, 5] == 2).all()
+
+
+def test_bad_covariates_are_named_before_computing(with_covariates):
+    vae, frame, _, _ = with_covariates
+    Z = da.zeros((10, 2), chunks=5)
+    with pytest.raises(ValueError, match="give their values with covariates="):
+        skvae_dask.inverse_transform(vae, Z)
+    with pytest.raises(ValueError, match="has several values"):
+        skvae_dask.inverse_transform(vae, Z, covariates={"batch": ["A", "B"]})
+    with pytest.raises(ValueError, match="not seen in fit"):
+        skvae_dask.sample(vae, 10, covariates={"batch": "Z"})
+    with pytest.raises(TypeError, match="must be a dict"):
+        skvae_dask.sample(vae, 10, covariates=[["A"]])
+    with pytest.raises(ValueError, match="has 3 blocks, but Z has 2"):
+        skvae_dask.inverse_transform(vae, Z.to_dask_dataframe(),
+                                     covariates=da.from_array(np.array([["A"]] * 9), chunks=3))

@@ -184,6 +184,43 @@ def test_categories_and_count_rule_are_merged_across_ranks(tmp_path):
 
 
 @pytest.mark.slow
+def test_covariates_are_pooled_across_ranks(tmp_path):
+    """Rank 0 sees batches A and B, rank 1 B and C: both ranks one-hot the
+    three, train the same weights, draw sample()'s covariates from every
+    rank's rows, and standardise a numeric covariate on all of them."""
+    pd = pytest.importorskip("pandas")
+    rng = np.random.RandomState(0)
+    frames = []
+    for batches, n, shift in ((["A", "B"], 90, 0.0), (["B", "C"], 70, 3.0)):
+        frame = pd.DataFrame(rng.normal(size=(n, 4)), columns=list("abcd"))
+        frame["batch"] = pd.Categorical(rng.choice(batches, n))
+        frame["dose"] = rng.uniform(0, 2, n) + shift
+        frames.append(frame)
+    params = {"hidden_layer_sizes": (8,), "max_iter": 3, "random_state": 0,
+              "covariates": ["batch", "dose"]}
+    a, b = run_ranks(tmp_path, frames, params)
+    for (name, p), q in zip(a.module_.state_dict().items(), b.module_.state_dict().values()):
+        torch.testing.assert_close(p, q, rtol=0, atol=0, msg=name)
+    both = pd.concat(frames, ignore_index=True)
+    for fitted in (a, b):
+        assert fitted.column_likelihoods_["batch"]["support"] == ["A", "B", "C"]
+        heads = {type(lik).__name__: lik for lik in fitted.module_.observation.likelihoods}
+        assert heads["CovariateCategories"].counts == [tuple(
+            int((both["batch"] == c).sum()) for c in "ABC")]
+        dose = heads["CovariateNumbers"]
+        np.testing.assert_allclose(dose.loc, [both["dose"].mean()], rtol=1e-10)
+        np.testing.assert_allclose(dose.scale, [both["dose"].std(ddof=0)], rtol=1e-10)
+        # sample(n) draws the covariate rows of every rank, with their counts.
+        values, counts = fitted._covariate_draws
+        coded = np.c_[both["batch"].map("ABC".index).to_numpy(float), both["dose"]]
+        np.testing.assert_array_equal(values, np.unique(coded, axis=0))
+        assert counts.sum() == len(both)
+    pd.testing.assert_frame_equal(a.sample(50, random_state=0), b.sample(50, random_state=0))
+    assert set(a.sample(400, random_state=0)["batch"]) == {"A", "B", "C"}
+    np.testing.assert_array_equal(a.transform(both), b.transform(both))
+
+
+@pytest.mark.slow
 def test_sparse_shards_train_the_model_dense_shards_train(tmp_path):
     """Each rank reads its CSR shard a batch at a time; the ranks agree, and
     the model is the one dense shards give, bit for bit, its model of the row

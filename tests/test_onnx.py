@@ -227,3 +227,64 @@ def test_module_imports_without_onnx():
     """skvae.onnx itself imports nothing of onnx until an export runs."""
     module = importlib.import_module("skvae.onnx")
     assert "onnx" not in vars(module) and "onnxruntime" not in vars(module)
+
+
+def _covariate_frame(n=120):
+    rng = np.random.RandomState(0)
+    frame = pd.DataFrame(rng.normal(size=(n, 4)), columns=list("abcd"))
+    frame["batch"] = pd.Categorical(rng.choice(["A", "B", "C"], n))
+    frame["dose"] = rng.uniform(0, 2, n)
+    return frame
+
+
+@pytest.mark.parametrize("encode_covariates", [False, True])
+def test_models_with_covariates(tmp_path, encode_covariates):
+    """The encoder takes the full coded rows; the decoder takes Z and the
+    coded covariates "C", and gives inverse_transform under them."""
+    import json
+
+    import onnx
+
+    from skvae.onnx import covariate_input
+
+    frame = _covariate_frame()
+    vae = VAETransformer(hidden_layer_sizes=(8,), max_iter=2, random_state=0,
+                         covariates=["batch", "dose"],
+                         encode_covariates=encode_covariates).fit(frame)
+    encoder = _session(export_encoder(vae, tmp_path / "e.onnx"))
+    decoder = _session(export_decoder(vae, tmp_path / "d.onnx"))
+    assert [i.name for i in decoder.get_inputs()] == ["Z", "C"]
+    categories = vae.column_likelihoods_["batch"]["support"]
+    coded = frame.assign(batch=[categories.index(b) for b in frame["batch"]])
+    Z = encoder.run(["Z"], {"X": coded.to_numpy(np.float32)})[0]
+    np.testing.assert_allclose(Z, vae.transform(frame), **TOLERANCE)
+    # Per-row values, and one value for every row.
+    given = frame[["batch", "dose"]].iloc[::-1].reset_index(drop=True)
+    for covariates in (given, {"batch": "B", "dose": 0.5}):
+        C = covariate_input(vae, covariates)
+        C = np.broadcast_to(C, (len(Z), 2)).copy()
+        means = decoder.run(["X"], {"Z": Z, "C": C})[0]
+        expected = vae.inverse_transform(Z, covariates=covariates)
+        np.testing.assert_allclose(means[:, :4], expected.iloc[:, :4].to_numpy(), **TOLERANCE)
+        np.testing.assert_array_equal(means[:, 5], expected["dose"].to_numpy(np.float32))
+        np.testing.assert_array_equal(means[:, 4],
+                                      [categories.index(b) for b in expected["batch"]])
+    props = {p.key: p.value for p in onnx.load(tmp_path / "d.onnx").metadata_props}
+    assert json.loads(props["covariates"]) == [
+        {"name": "batch", "column": 4, "categories": ["A", "B", "C"]},
+        {"name": "dose", "column": 5, "categories": None}]
+
+
+def test_covariate_input_refusals():
+    from skvae.onnx import covariate_input
+
+    frame = _covariate_frame(60)
+    vae = VAETransformer(hidden_layer_sizes=(8,), max_iter=1, random_state=0,
+                         covariates=["batch"]).fit(frame.drop(columns="dose"))
+    assert covariate_input(vae, [["C"], ["A"]], dtype="float64").tolist() == [[2.0], [0.0]]
+    with pytest.raises(ValueError, match="not seen in fit"):
+        covariate_input(vae, {"batch": "D"})
+    plain = VAETransformer(hidden_layer_sizes=(8,), max_iter=1, random_state=0).fit(
+        frame[["a", "b"]])
+    with pytest.raises(ValueError, match="this model has no covariates"):
+        covariate_input(plain, {"batch": "A"})
