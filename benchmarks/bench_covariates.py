@@ -368,8 +368,10 @@ def run_batch(args, folder):
                     "type acc": knn_accuracy(codes, types, seed),
                     "batch acc": knn_accuracy(codes, batches, seed),
                     "ep": raw["epochs"], "fit s": raw["seconds"]})
-                print(f"# {dataset} seed {seed} {model}: done in "
-                      f"{time.perf_counter() - start:.0f} s", flush=True)
+                figures = rows[model][-1]
+                print(f"# {dataset} seed {seed} {model}: mixing {figures['mixing']:.3f}, "
+                      f"type acc {figures['type acc']:.3f}, fit {raw['seconds']:.0f} s; "
+                      f"done in {time.perf_counter() - start:.0f} s", flush=True)
         shares = np.bincount(batches) / len(batches)
         print_table(f"{dataset}: {counts.shape[0]} cells x {counts.shape[1]} genes, "
                     f"{len(shares)} batches ({'/'.join(f'{s:.0%}' for s in shares)}), "
