@@ -70,7 +70,28 @@ SUPPORT_BUFFERS = ("support_low", "support_high", "support_integer")
 
 
 class ModelFileError(ValueError):
-    """A saved model that cannot be loaded: written by a newer skvae, or damaged."""
+    """A saved model that cannot be loaded: written by a newer skvae, or damaged.
+
+    Raised on loading (by :func:`skvae.load`, or by pickle, joblib or skops
+    through the estimator) when the file's state does not match its checksum,
+    lacks what a model needs, cannot be rebuilt, or was written by a newer
+    skvae; :func:`skvae.load` also raises it when the format's reader fails on
+    the file. A subclass of ``ValueError``.
+
+    Examples
+    --------
+    >>> import pickle
+    >>> import numpy as np
+    >>> from skvae import ModelFileError, VAETransformer
+    >>> X = np.random.RandomState(0).normal(size=(100, 4))
+    >>> state = VAETransformer(max_iter=5, random_state=0).fit(X).__getstate__()
+    >>> state["beta"] = 2.0  # changed behind the checksum's back
+    >>> try:
+    ...     VAETransformer.__new__(VAETransformer).__setstate__(state)
+    ... except ModelFileError as exc:
+    ...     print(str(exc)[:38])
+    The saved model is damaged: its state
+    """
 
 
 def dump_state(state):
