@@ -89,8 +89,8 @@ class ModelFileError(ValueError):
     >>> try:
     ...     VAETransformer.__new__(VAETransformer).__setstate__(state)
     ... except ModelFileError as exc:
-    ...     print(str(exc)[:38])
-    The saved model is damaged: its state
+    ...     print(str(exc)[:65])
+    The saved model is damaged: its state does not match its checksum
     """
 
 
@@ -179,9 +179,9 @@ def check_saved(state, version):
     checksum = state.pop(CHECKSUM_KEY, None)
     expected = _checksum(state) if version >= 2 else _weights_checksum(state)
     if checksum != expected:
-        covered = "state" if version >= 2 else "weights"
+        covered = "state does not match its" if version >= 2 else "weights do not match their"
         raise ModelFileError(
-            f"The saved model is damaged: its {covered} do not match their checksum "
+            f"The saved model is damaged: its {covered} checksum "
             "(the file was truncated, corrupted or modified). Load an intact copy."
         )
     if "module_" in state:

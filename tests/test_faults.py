@@ -148,7 +148,7 @@ def test_a_changed_hyperparameter_is_refused(fitted):
                         ("loss_curve_", fitted.loss_curve_[:-1] + [0.0])]:
         state = fitted.__getstate__()
         state[name] = value
-        with pytest.raises(ModelFileError, match="state do not match their checksum"):
+        with pytest.raises(ModelFileError, match="its state does not match its checksum"):
             VAETransformer.__new__(VAETransformer).__setstate__(state)
 
 
