@@ -100,7 +100,9 @@ def load(path, format="pickle", trusted=None):
     trusted : list of str, default=None
         With ``format="skops"``, the types to trust beyond skvae's own (those
         of your likelihoods or callbacks, say); see
-        :func:`skops.io.get_untrusted_types`. Ignored for the other formats.
+        :func:`skops.io.get_untrusted_types`; a file naming other types is
+        refused by skops (``UntrustedTypesFoundException``, which names them).
+        Ignored for the other formats.
 
     Returns
     -------
@@ -132,17 +134,22 @@ def load(path, format="pickle", trusted=None):
             estimator = reader(file)
         except ModelFileError:
             raise
-        except Exception as exc:  # the format's reader failed on damaged bytes
-            raise ModelFileError(
-                f"The model file {os.fspath(path)!r} cannot be read as {format} "
-                f"({type(exc).__name__}: {exc}); it is damaged, truncated or not a "
-                "saved model."
-            ) from exc
+        except Exception as exc:
+            if type(exc).__name__ == "UntrustedTypesFoundException":
+                raise  # not damage: types to trust, which skops names
+            raise _damaged(path, format, exc) from exc
     if not hasattr(estimator, "get_params"):  # damage that turned the model into another object
         raise ModelFileError(
             f"The model file {os.fspath(path)!r} holds a {type(estimator).__name__}, not a "
             "scikit-learn estimator: it is damaged or not a saved model.")
     return estimator
+
+
+def _damaged(path, format, exc):
+    """The error for a file that the format's reader failed on."""
+    return ModelFileError(
+        f"The model file {os.fspath(path)!r} cannot be read as {format} "
+        f"({type(exc).__name__}: {exc}); it is damaged, truncated or not a saved model.")
 
 
 def _dumper(format):
