@@ -32,15 +32,10 @@ def keep_reached(run, previous, error):
     earlier = run.history.n_iter if run.history is not None else 0
     trained = result.n_iter - earlier
     before = previous.get("n_iter_", 0) if "module_" in previous else 0
-    from ._fitting import fitted_curves  # _fitting imports this module
-
     kept = None
     if trained > 0 and result.n_iter > before:
         try:
-            kept = {"module_": run.module, "_optimizer": run.optimizer, "_history": result,
-                    **fitted_curves(result, run.early_stopping),
-                    # this process's rows only: no collective call after an error
-                    **run.latent_usage(run.module)}
+            kept = run.reached_attributes()
         except Exception:  # out of memory again, say: restore the previous model
             kept = None
     _note(error, _message(kept is not None, result.n_iter, trained, before,

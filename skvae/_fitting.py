@@ -263,6 +263,16 @@ class FitRun:
             self.module = module.to("cpu")
             move_optimizer_state(self.optimizer, torch.device("cpu"))
 
+    def reached_attributes(self):
+        """The fitted attributes of the model as training left it, ended by an
+        error: its weights, optimiser, history and curves, and the use of its
+        latent dimensions on this process's rows (no collective call after an
+        error)."""
+        result = self.reached
+        return {"module_": self.module, "_optimizer": self.optimizer, "_history": result,
+                **fitted_curves(result, self.early_stopping),
+                **self.latent_usage(self.module)}
+
     def latent_usage(self, module=None):
         """``kl_per_component_`` and ``active_components_`` of the trained
         module on every rank's rows; of ``module`` (a copy taken during

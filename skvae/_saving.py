@@ -5,12 +5,15 @@ and syncs it to the disk, then renames it over the destination: the rename is
 atomic, so the destination holds either the previous file or the new one
 whole, never a truncated mix (a full disk, a crash, a Ctrl-C midway). :func:`load`
 reads a file of any of the three formats and refuses a damaged one with a
-:class:`~skvae.ModelFileError`, whatever part of the file the damage is in.
+:class:`~skvae.ModelFileError`, whatever part of the file the damage is in
+(a pickle's opcodes are checked before it is unpickled: see
+:func:`_check_pickle`).
 """
 
 import contextlib
 import os
 import pickle
+import pickletools
 import secrets
 
 from ._persistence import ModelFileError
@@ -169,7 +172,12 @@ def _dumper(format):
 
 def _reader(format, trusted):
     if format == "pickle":
-        return pickle.load
+        def read(file):
+            data = file.read()
+            _check_pickle(data)
+            return pickle.loads(data)
+
+        return read
     if format == "joblib":
         import joblib
 
@@ -185,6 +193,18 @@ def _reader(format, trusted):
 
         return read
     raise ValueError(f"format must be one of {list(FORMATS)}; got {format!r}.")
+
+
+def _check_pickle(data):
+    """Refuse a pickle whose opcodes do not parse, or that stores an object
+    under a memo index beyond any its size allows: a damaged index (say
+    1,365,009,665) makes CPython's unpickler grow its memo to that many
+    entries, gigabytes, before anything else fails."""
+    for opcode, argument, _ in pickletools.genops(data):
+        if opcode.name in ("PUT", "BINPUT", "LONG_BINPUT", "GET", "BINGET", "LONG_BINGET"):
+            if not isinstance(argument, int) or not 0 <= argument < len(data):
+                raise ValueError(f"memo index {argument!r} out of range for a pickle of "
+                                 f"{len(data)} bytes")
 
 
 def _sync_folder(folder):

@@ -275,3 +275,10 @@ def test_out_of_memory_says_what_was_allocated():
     assert "Not enough memory for the network's weights (10000 columns, hidden layers " \
            "(10000000,)" in result.stdout, result.stdout + result.stderr[-2000:]
     assert "GiB requested" in result.stdout and "fitted: False" in result.stdout
+
+
+def test_a_pickle_with_a_huge_memo_index_is_refused_before_unpickling(tmp_path):
+    """A damaged memo index would make the unpickler allocate gigabytes."""
+    (tmp_path / "bad.pkl").write_bytes(b"\x80\x04K\x01r\x01\x65\x68\x51.")
+    with pytest.raises(ModelFileError, match="memo index 1365796097 out of range"):
+        skvae.load(tmp_path / "bad.pkl")
