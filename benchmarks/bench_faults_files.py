@@ -134,9 +134,9 @@ def sweep(kind, fmt, path, step):
     while todo:
         process = subprocess.Popen(
             [sys.executable, __file__, "--worker", kind, fmt, path],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         stdin = "".join(f"{p} {values[p]}\n" for p in todo)
-        out, _ = process.communicate(stdin)
+        out, err = process.communicate(stdin)
         started = None
         for line in out.splitlines():
             words = line.split()
@@ -155,7 +155,7 @@ def sweep(kind, fmt, path, step):
         if process.returncode != 0:
             if started is None:
                 raise RuntimeError(f"worker failed (exit {process.returncode}) outside a load")
-            crashes.append((started, process.returncode))
+            crashes.append((started, process.returncode, err.strip().splitlines()[-1:]))
             counts["crashed"] = counts.get("crashed", 0) + 1
             todo.remove(started)
     return size, counts, others, changed, crashes
@@ -188,7 +188,7 @@ def part_a(step, skops_step):
             if changed:
                 print(f"    changed at bytes {changed[:20]}")
             if crashes:
-                print(f"    crashed at (byte, exit status) {crashes[:20]}")
+                print(f"    crashed at (byte, exit status, last line on stderr) {crashes[:20]}")
     print(f"total: {totals}")
 
 
@@ -254,7 +254,8 @@ unlimited()
 vae.set_callbacks()
 print("fit raised:", type(error).__name__, os.strerror(error.errno) if error else "")
 print("  its note:", " ".join(getattr(error, "__notes__", ["(none)"])))
-print("fitted after the error:", hasattr(vae, "module_"), "n_iter_:", getattr(vae, "n_iter_", None))
+print("fitted after the error:", hasattr(vae, "module_"),
+      "n_iter_:", getattr(vae, "n_iter_", None))
 with open(path, "rb") as file:
     saved = pickle.load(file)
 print("previous checkpoint intact: loads, of epoch", saved.n_iter_)

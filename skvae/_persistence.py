@@ -354,9 +354,9 @@ def _dtype_from_plain(saved):
 def encode_arrays(value):
     """``value`` with every NumPy array and scalar in it (in dicts, lists and
     tuples) replaced by plain data: its dtype, shape and raw bytes."""
-    if isinstance(value, dict):
+    if type(value) is dict:  # a subclass (a user's) is left as it is
         return {key: encode_arrays(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
+    if type(value) in (list, tuple):
         return type(value)(encode_arrays(item) for item in value)
     if isinstance(value, np.ndarray):
         shape = [int(n) for n in value.shape]
@@ -375,13 +375,13 @@ def encode_arrays(value):
 def decode_arrays(value):
     """The inverse of :func:`encode_arrays`, each array's pieces checked
     (dtype, shape, the number of bytes) before an array is made of them."""
-    if isinstance(value, dict):
+    if type(value) is dict:
         if ARRAY_KEY in value:
             return _decode_array(value)
         if SCALAR_KEY in value:
             return _raw_array(value[SCALAR_KEY], [], value.get("data"))[()]
         return {key: decode_arrays(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
+    if type(value) in (list, tuple):
         return type(value)(decode_arrays(item) for item in value)
     return value
 
@@ -431,9 +431,12 @@ def _canonical(value, feed):
     if value is None or isinstance(value, bool):
         feed(b"N" if value is None else b"T" if value else b"F")
     elif isinstance(value, (int, float, str, bytes)) and not isinstance(value, np.generic):
-        data = (value if isinstance(value, bytes) else value.encode("utf-8", "surrogatepass")
-                if isinstance(value, str) else value.hex().encode() if isinstance(value, float)
-                else str(value).encode())
+        if isinstance(value, bytes):
+            data = value
+        elif isinstance(value, str):
+            data = value.encode("utf-8", "surrogatepass")
+        else:  # a float exactly, by its hexadecimal form
+            data = (value.hex() if isinstance(value, float) else str(value)).encode()
         feed(f"{type(value).__name__}:{len(data)}:".encode() + data)
     elif isinstance(value, (list, tuple)):
         feed(f"{type(value).__name__}:{len(value)}:".encode())

@@ -222,7 +222,8 @@ def test_damaged_bytes_are_refused_never_loaded_changed(tmp_path):
     import pandas as pd
 
     rng = np.random.RandomState(0)
-    frame = pd.DataFrame({"x": rng.normal(size=40), "c": pd.Categorical(rng.choice(["a", "b"], 40))})
+    frame = pd.DataFrame({"x": rng.normal(size=40),
+                          "c": pd.Categorical(rng.choice(["a", "b"], 40))})
     model = quiet_fit(VAETransformer(n_components=1, hidden_layer_sizes=(2,), max_iter=2,
                                      random_state=0), frame)
     path = skvae.save(model, tmp_path / "vae.pkl")
