@@ -4,15 +4,19 @@ import importlib
 
 __version__ = "0.1.0"
 
-__all__ = ["Likelihood", "TrainingDivergedError", "VAEImputer", "VAETransformer", "__version__"]
+__all__ = ["Likelihood", "ModelFileError", "TrainingDivergedError", "VAEImputer",
+           "VAETransformer", "__version__", "load", "save"]
 
 # The public names load on first use (PEP 562), so that ``import skvae`` and
 # ``python -m skvae --help`` do not wait for torch to import.
 _LAZY = {
     "Likelihood": "._likelihoods",
+    "ModelFileError": "._persistence",
     "TrainingDivergedError": "._training",
     "VAEImputer": "._imputer",
     "VAETransformer": "._estimator",
+    "load": "._saving",
+    "save": "._saving",
 }
 
 

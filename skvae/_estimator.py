@@ -45,6 +45,7 @@ from ._data import (
 )
 from ._elbo import Objective
 from ._covariates import drawn_rows, fill, given_rows
+from ._faults import keep_reached
 from ._fitting import FitRun, check_unchanged, choose_n_components, fitted_curves, report
 from ._likelihoods import LIKELIHOODS, observed_mask
 from ._modules import ACTIVATIONS, ARCHITECTURES
@@ -687,7 +688,7 @@ class VAETransformer(
 
     def _train(self, X, y, max_iter, continuing, early_stopping, sample_weight=None):
         run = FitRun(self, max_iter, early_stopping)
-        with self._transaction():
+        with self._transaction(run):
             raw = run.check_shard(functools.partial(self._check_input, reset=not continuing), X)
             if continuing:
                 check_unchanged(self, self._fit_params)
@@ -700,7 +701,8 @@ class VAETransformer(
                 self._build(run, raw, n_components)
             run.prepare(raw, sample_weight)
             self._optimizer = run.optimizer
-            # An error while training (a callback's, say) undoes the fit too: a
+            # An error while training (a callback's, say) keeps the epochs reached
+            # or undoes the fit, whichever loses less (see keep_reached): a
             # Ctrl-C does not reach here (training stops and keeps its weights).
             context = self._init_callback_context(max_subtasks=max_iter)
             context.call_on_fit_task_begin(estimator=self, X=raw, y=y)
@@ -732,10 +734,12 @@ class VAETransformer(
         self._history = None
 
     @contextlib.contextmanager
-    def _transaction(self):
+    def _transaction(self, run=None):
         """Undo what validation, set-up and training changed when they fail: a
         bad refit leaves the previously fitted model as it was, including the
-        weights and optimiser state a warm start trains in place."""
+        weights and optimiser state a warm start trains in place. An error
+        after training has reached more epochs than the model had (``run``'s)
+        keeps them instead (see :func:`~skvae._faults.keep_reached`)."""
         state = dict(self.__dict__)
         generator = state.get("_generator")
         generator_state = generator.get_state() if generator is not None else None
@@ -747,7 +751,11 @@ class VAETransformer(
                         for group in optimizer.param_groups]
         try:
             yield
-        except BaseException:  # a Ctrl-C during set-up too
+        except BaseException as error:  # a Ctrl-C during set-up too
+            kept = keep_reached(run, state, error) if run is not None else None
+            if kept is not None:
+                self.__dict__.update(kept)
+                raise
             self.__dict__.clear()
             self.__dict__.update(state)
             if generator is not None:

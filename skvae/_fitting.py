@@ -42,6 +42,7 @@ from ._data import (
 )
 from ._distributed import SINGLE, ShardError, collective, local_device
 from ._elbo import Objective, gaussian_kl_terms
+from ._faults import data_size, network_size, out_of_memory, training_size
 from ._likelihoods import COUNT_LIKELIHOOD, LIKELIHOODS, describe, observed_mask
 from ._modules import build_module
 from ._tables import (
@@ -113,7 +114,7 @@ class FitRun:
         self.device = device or resolve_device(params.device)
         if self.collective.distributed and self.device.type == "cuda":
             torch.cuda.set_device(self.device)  # nccl's collectives run on the current device
-        self.optimizer = self.history = None
+        self.optimizer = self.history = self.reached = None
 
     # ------------------------------------------------------------ the model
 
@@ -143,6 +144,7 @@ class FitRun:
         self.X = encode(raw, module.observation, specs, self.params.handle_unknown)
         self.missing = self.collective.any(missing_entries(self.X))
 
+    @out_of_memory(network_size)
     def build(self, raw, n_components):
         """Build a fresh model for the validated input ``raw``, with
         ``n_components`` latent dimensions, and its random streams."""
@@ -195,6 +197,7 @@ class FitRun:
 
     # ------------------------------------------------------------ training
 
+    @out_of_memory(data_size)
     def prepare(self, raw, sample_weight=None):
         """The training rows, settings and optimiser, for the model of
         :meth:`build` or :meth:`resume`; ``raw`` is the validated input that
@@ -247,6 +250,7 @@ class FitRun:
         train_rows, valid_rows = (r.to(x.device) for r in rows)  # where the data live
         return x, chunk_rows, train_rows, valid_rows
 
+    @out_of_memory(training_size)
     def train(self, hooks=()):
         """Run the loop on the device with ``hooks``; the model comes back to
         the CPU however it ends. Returns the :class:`TrainingResult`."""
@@ -254,12 +258,24 @@ class FitRun:
         objective = Objective(params.beta, params.kl_warmup_epochs, params.n_importance_samples)
         module = self.module.to(self.device)
         move_optimizer_state(self.optimizer, self.device)
+        # What training reached, kept should it end in an error.
+        hooks = [*hooks, _Reached(self)]
         try:
             return train_module(module, self.optimizer, self.data, objective, self.settings,
                                 self.device_generator, self.history, hooks)
         finally:
             self.module = module.to("cpu")
             move_optimizer_state(self.optimizer, torch.device("cpu"))
+
+    def reached_attributes(self):
+        """The fitted attributes of the model as training left it, ended by an
+        error: its weights, optimiser, history and curves, and the use of its
+        latent dimensions on this process's rows (no collective call after an
+        error)."""
+        result = self.reached
+        return {"module_": self.module, "_optimizer": self.optimizer, "_history": result,
+                **fitted_curves(result, self.early_stopping),
+                **self.latent_usage(self.module)}
 
     def latent_usage(self, module=None):
         """``kl_per_component_`` and ``active_components_`` of the trained
@@ -316,6 +332,18 @@ def choose_n_components(estimator, raw, y, sample_weight=None):
         warnings.simplefilter("ignore", ConvergenceWarning)
         probe.fit(raw, y, sample_weight=sample_weight)
     return max(1, int(probe.active_components_.sum()))
+
+
+class _Reached:
+    """A training hook that keeps the run's result as it stands at the end of
+    training, however training ends, as ``run.reached``."""
+
+    def __init__(self, run):
+        self.run = run
+        run.reached = None
+
+    def on_train_end(self, result):
+        self.run.reached = result
 
 
 def resolve_early_stopping(early_stopping, observation):

@@ -626,10 +626,11 @@ class _Run:
         self.module.load_state_dict(self.last_good)
         restore_optimizer(self.optimizer, self.last_optimizer)
 
-    def finish(self):
-        """Leave the module with the weights to keep."""
+    def finish(self, failed=False):
+        """Leave the module with the weights to keep (``failed``: training was
+        cut short by an error, which the weights of its last epoch outlive)."""
         result = self.result
-        if result.interrupted:
+        if result.interrupted or failed:
             # An epoch cut short: its steps are undone with the optimiser's.
             self.restore_last_good()
             if self.data.monitored:
@@ -649,7 +650,10 @@ def train_module(module, optimizer, data, objective, settings, generator, histor
 
     Returns a :class:`TrainingResult`; the module then holds the weights to
     keep: the best on the held-out rows when they are monitored, the last good
-    ones after an interrupt or a divergence, the final ones otherwise.
+    ones after an interrupt or a divergence, the final ones otherwise. An
+    error (a hook's, say) propagates with the module holding the weights of
+    the last complete epoch (or the best); the hooks' ``on_train_end`` sees the
+    result so far.
     """
     result = copy.deepcopy(history) if history is not None else TrainingResult()
     result.converged = result.interrupted = result.diverged = False
@@ -674,6 +678,9 @@ def train_module(module, optimizer, data, objective, settings, generator, histor
                 break
     except KeyboardInterrupt:
         result.interrupted = True
+    except Exception:  # a hook's, say: the caller decides what to keep
+        run.finish(failed=True)
+        raise
     finally:
         hooks.call("on_train_end", result)
     run.finish()

@@ -606,17 +606,34 @@ def _assert_same_state(before, after):
         assert torch.equal(after[5][key], before[5][key])
 
 
-@pytest.mark.parametrize("refit", ["fresh, wider", "warm start"])
-def test_an_error_while_training_leaves_the_model_as_it_was(make_vae, correlated, refit):
+def test_an_error_while_training_fewer_epochs_restores_the_model(make_vae, correlated):
+    """A fresh refit that fails with fewer epochs than the model it replaces
+    leaves the previous model as it was, and says so."""
     vae = make_vae(max_iter=3).fit(correlated)
     before = _fitted_state(vae, correlated)
     vae.set_callbacks(_FailsAtSecondEpoch())
-    with pytest.raises(RuntimeError, match="boom"):
-        if refit == "warm start":  # trains the same module and optimiser in place
-            vae.set_params(warm_start=True, learning_rate_init=0.5, alpha=0.3).fit(correlated)
-        else:
-            vae.fit(np.c_[correlated, correlated])
+    with pytest.raises(RuntimeError, match="boom") as caught:
+        vae.fit(np.c_[correlated, correlated])
     _assert_same_state(before, _fitted_state(vae, correlated))
+    assert "keeps the model it held before the call (n_iter_=3)" in str(caught.value.__notes__)
+
+
+def test_an_error_while_warm_training_keeps_the_epochs_reached(make_vae, correlated):
+    """A warm start trains the same model further: the epochs it completed
+    before a callback's error are kept (and the error says so)."""
+    settings = dict(warm_start=True, learning_rate_init=0.5, alpha=0.3)
+    vae = make_vae(max_iter=3).fit(correlated)
+    twin = make_vae(max_iter=3).fit(correlated).set_params(max_iter=2, **settings)
+    vae.set_callbacks(_FailsAtSecondEpoch())
+    with pytest.raises(RuntimeError, match="boom") as caught:
+        vae.set_params(**settings).fit(correlated)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        twin.fit(correlated)  # the two epochs the failed call completed
+    assert vae.n_iter_ == 5 and vae.loss_curve_ == twin.loss_curve_
+    _assert_same_state(_fitted_state(twin, correlated), _fitted_state(vae, correlated))
+    np.testing.assert_array_equal(vae.kl_per_component_, twin.kl_per_component_)
+    assert "keeps the weights it reached (n_iter_=5" in str(caught.value.__notes__)
 
 
 def test_refused_weights_leave_the_optimiser_settings(make_vae, correlated):
