@@ -665,7 +665,7 @@ class VAETransformer(
 
     def _train(self, X, y, max_iter, continuing, early_stopping, sample_weight=None):
         run = FitRun(self, max_iter, early_stopping)
-        with self._transaction():
+        with run.agreement.deferring_interrupts(), self._transaction():
             raw = run.check_shard(functools.partial(self._check_input, reset=not continuing), X)
             if continuing:
                 check_unchanged(self, self._fit_params)
@@ -680,8 +680,8 @@ class VAETransformer(
             self._optimizer = run.optimizer
             # An error while training (a callback's, say) undoes the fit too: a
             # Ctrl-C does not reach here (training stops and keeps its weights).
-            context = self._init_callback_context(max_subtasks=max_iter)
-            context.call_on_fit_task_begin(estimator=self, X=raw, y=y)
+            context = run.agreed(self._init_callback_context, max_subtasks=max_iter)
+            run.agreed(context.call_on_fit_task_begin, estimator=self, X=raw, y=y)
             hooks = [
                 Progress(self.verbose),
                 EpochCallbacks(self, context,
@@ -693,7 +693,8 @@ class VAETransformer(
                 self.module_ = run.module
         self._history = result
         vars(self).update(fitted_curves(result, run.early_stopping), **run.latent_usage())
-        context.call_on_fit_task_end(estimator=self, X=raw, y=y, reconstruction_attributes={})
+        run.agreed(context.call_on_fit_task_end, estimator=self, X=raw, y=y,
+                   reconstruction_attributes={}, interrupt=False)
         report(result, max_iter, warn_unconverged=max_iter > 1,
                monitored=run.data.monitored)
 

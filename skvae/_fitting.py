@@ -38,7 +38,7 @@ from ._data import (
     split_validation,
     to_tensor,
 )
-from ._distributed import SINGLE, ShardError, collective, local_device
+from ._distributed import ERROR, INTERRUPT, SINGLE, Agreement, ShardError, collective, local_device
 from ._elbo import Objective, gaussian_kl_terms
 from ._likelihoods import COUNT_LIKELIHOOD, LIKELIHOODS, describe, observed_mask
 from ._modules import build_module
@@ -90,6 +90,10 @@ class FitRun:
     collective : skvae._distributed.Collective
         The processes fitting together (:data:`~skvae._distributed.SINGLE`:
         this one alone).
+    agreement : skvae._distributed.Agreement
+        Where the ranks decide together on an interrupt or an error on one of
+        them; ``agreement.deferring_interrupts()`` around the fit makes a
+        Ctrl-C on one rank wait for the next boundary.
     device : torch.device
         Where training runs.
     X : ndarray
@@ -105,6 +109,7 @@ class FitRun:
     def __init__(self, params, max_iter, early_stopping):
         self.params, self.max_iter, self.early_stopping = params, max_iter, early_stopping
         self.collective = collective(params.distributed)
+        self.agreement = Agreement(self.collective)
         if params.distributed and params.compile:
             raise ValueError("compile=True is not supported with distributed=True yet.")
         device = local_device(params.device) if params.distributed else None
@@ -228,7 +233,8 @@ class FitRun:
             steps = max(group.all_gather(-(-n_rows // batch_size)))
         return TrainingData(x, self.device, train_rows=train_rows, valid_rows=valid_rows,
                             chunk_rows=chunk_rows, collective=group, steps=steps,
-                            missing=self.missing, sample_weight=sample_weight)
+                            missing=self.missing, sample_weight=sample_weight,
+                            agreement=self.agreement)
 
     def _place_rows(self, X, batch_size):
         """The rows to train on, where training reads them, and the indices of
@@ -256,6 +262,23 @@ class FitRun:
         finally:
             self.module = module.to("cpu")
             move_optimizer_state(self.optimizer, torch.device("cpu"))
+
+    def agreed(self, function, *args, interrupt=True, **kwargs):
+        """``function(*args, **kwargs)`` (a callback's hook, say), its error on
+        one rank raised on every rank; likewise an interrupt recorded so far,
+        as KeyboardInterrupt, when ``interrupt``. Only the call itself in one
+        process."""
+        agreement = self.agreement
+        if not self.collective.distributed:
+            return function(*args, **kwargs)
+        out = agreement.guard(functools.partial(function, *args, **kwargs))
+        agreement.agree()
+        if agreement.decided == ERROR:
+            agreement.raise_error()
+        if interrupt and agreement.decided == INTERRUPT:
+            raise KeyboardInterrupt(
+                f"Training was interrupted on rank {agreement.ranks[0]} before it began.")
+        return out
 
     def latent_usage(self, module=None):
         """``kl_per_component_`` and ``active_components_`` of the trained
@@ -442,9 +465,11 @@ def report(result, max_iter, warn_unconverged, monitored=False):
         # The model is fitted (the best weights so far) and the program
         # stops, as it would on a Ctrl-C anywhere else: a search or a loop
         # of partial_fit calls does not go on.
+        ranks = getattr(result, "interrupted_ranks", None)
+        where = f" on rank {', '.join(map(str, ranks))}" if ranks else ""
         raise KeyboardInterrupt(
-            f"Training was interrupted after {result.n_iter} epochs; the estimator "
-            "keeps the best weights so far and can be used."
+            f"Training was interrupted{where} after {result.n_iter} epochs; the "
+            "estimator keeps the best weights so far and can be used."
         )
     if warn_unconverged and not (result.converged or result.stopped_by_hook):
         if monitored:
