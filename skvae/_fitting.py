@@ -38,7 +38,15 @@ from ._data import (
     split_validation,
     to_tensor,
 )
-from ._distributed import ERROR, INTERRUPT, SINGLE, Agreement, ShardError, collective, local_device
+from ._distributed import (
+    ERROR,
+    INTERRUPT,
+    SINGLE,
+    Agreement,
+    ShardError,
+    collective,
+    local_device,
+)
 from ._elbo import Objective, gaussian_kl_terms
 from ._likelihoods import COUNT_LIKELIHOOD, LIKELIHOODS, describe, observed_mask
 from ._modules import build_module
@@ -362,6 +370,8 @@ def check_missing(X, observation, names, group=SINGLE):
     cannot score incomplete rows; a warning when almost nothing is observed."""
     counts = sum(np.isnan(X[start : start + 4096]).sum(axis=0)
                  for start in range(0, len(X), 4096))
+    if group.distributed:  # a shard with nothing observed: on every rank, naming it
+        group.checked(_check_observed, counts, len(X))
     # Over all ranks: a column missing from one shard is learnt from the others.
     *counts, n_rows = group.sum([float(c) for c in counts] + [float(len(X))])
     counts = np.asarray(counts)
@@ -385,6 +395,14 @@ def check_missing(X, observation, names, group=SINGLE):
             f"{share:.1%} of the entries of X are missing; a model learns little "
             "from so few observed values.",
             UserWarning,
+        )
+
+
+def _check_observed(missing_counts, n_rows):
+    if np.all(missing_counts == n_rows):
+        raise ValueError(
+            "this rank's shard has no observed values (every entry of its "
+            f"{n_rows} rows is missing): check how the shard was read."
         )
 
 

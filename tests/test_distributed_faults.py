@@ -238,4 +238,4 @@ def test_an_all_missing_shard_fails_clearly_on_every_rank(tmp_path):
     assert a[0]["error"] == b[0]["error"]
     kind, message = a[0]["error"]
     assert kind == "ValueError" and "failed on rank 1" in message
-    assert "every entry" in message
+    assert "no observed values (every entry of its 200 rows is missing)" in message
