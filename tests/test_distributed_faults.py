@@ -239,3 +239,87 @@ def test_an_all_missing_shard_fails_clearly_on_every_rank(tmp_path):
     kind, message = a[0]["error"]
     assert kind == "ValueError" and "failed on rank 1" in message
     assert "no observed values (every entry of its 200 rows is missing)" in message
+
+
+def doc_script(name):
+    """The code block of docs/user_guide/scaling.rst that starts with ``# name``."""
+    import pathlib
+
+    text = (pathlib.Path(__file__).resolve().parents[1] / "docs" / "user_guide"
+            / "scaling.rst").read_text()
+    start = text.index(f"   # {name}\n")
+    lines = []
+    for line in text[start:].splitlines():
+        if line and not line.startswith("   "):
+            break
+        lines.append(line)
+    return textwrap.dedent("\n".join(lines))
+
+
+def patched(script, old, new):
+    assert script.count(old) == 1, old
+    return script.replace(old, new)
+
+
+CRASH = '''
+class Crash:
+    """Rank 1 dies in the third epoch of the first attempt."""
+
+    def setup(self, estimator, context):
+        pass
+
+    def teardown(self, estimator, context):
+        pass
+
+    def on_fit_task_begin(self, estimator, context):
+        pass
+
+    def on_fit_task_end(self, estimator, context, *, fitted_estimator=None):
+        if (context.task_name == "epoch" and dist.get_rank() == 1
+                and fitted_estimator.n_iter_ == 3 and not os.path.exists("crashed")):
+            open("crashed", "w").close()
+            os._exit(1)
+
+
+dist.init_process_group('''
+
+
+@pytest.mark.slow
+def test_torchrun_restart_recipe_resumes_from_the_checkpoint(tmp_path):
+    """The user guide's restart recipe, run under torchrun: rank 1 kills itself
+    in the first attempt; the second resumes from rank 0's checkpoint and ends
+    after EPOCHS epochs in all."""
+    import os
+
+    from skvae import VAETransformer
+
+    script = doc_script("train_resume.py")
+    script = patched(script, 'CHECKPOINT, EPOCHS = "vae_checkpoint.pkl", 20',
+                     'CHECKPOINT, EPOCHS = "vae_checkpoint.pkl", 6')
+    script = patched(script, "dist.init_process_group(", CRASH)
+    script = patched(
+        script, "vae.set_params(warm_start=True, max_iter=EPOCHS - vae.n_iter_)",
+        "vae.set_params(warm_start=True, max_iter=EPOCHS - vae.n_iter_)\n"
+        '    open(f"resumed{rank}.txt", "w").write(str(vae.n_iter_))')
+    script = patched(script, "vae.set_callbacks(Checkpoint(CHECKPOINT))",
+                     "vae.set_callbacks(Checkpoint(CHECKPOINT), Crash())")
+    (tmp_path / "train_resume.py").write_text(script)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "torch.distributed.run", "--standalone",
+             "--nproc_per_node=2", "--max-restarts=1", "train_resume.py"],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    except subprocess.TimeoutExpired:
+        pytest.fail("torchrun did not finish within 300 s")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (tmp_path / "crashed").exists()  # the first attempt failed
+    resumed = [int((tmp_path / f"resumed{rank}.txt").read_text()) for rank in (0, 1)]
+    # Both ranks of the restart read rank 0's checkpoint of epoch 2 or 3 (rank
+    # 0 may have saved epoch 3 before torchrun stopped it).
+    assert resumed[0] == resumed[1] and resumed[0] in (2, 3)
+    with open(tmp_path / "vae.pkl", "rb") as f:
+        vae = pickle.load(f)
+    assert isinstance(vae, VAETransformer)
+    assert vae.n_iter_ == 6 and len(vae.loss_curve_) == 6
+    assert np.isfinite(vae.transform(np.zeros((2, 64)))).all()
