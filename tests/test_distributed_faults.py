@@ -323,3 +323,30 @@ def test_torchrun_restart_recipe_resumes_from_the_checkpoint(tmp_path):
     assert isinstance(vae, VAETransformer)
     assert vae.n_iter_ == 6 and len(vae.loss_curve_) == 6
     assert np.isfinite(vae.transform(np.zeros((2, 64)))).all()
+
+
+def test_one_process_agreement_changes_nothing():
+    from skvae._distributed import SINGLE, STOP, Agreement
+
+    agreement = Agreement(SINGLE)
+
+    def fails():
+        raise ValueError("raised as in any fit")
+
+    with pytest.raises(ValueError, match="raised as in any fit"):
+        agreement.guard(fails)
+    assert agreement.agree([1.5, 2.0]) == [1.5, 2.0] and agreement.decided == 0
+    agreement.record(STOP)
+    agreement.agree()
+    assert agreement.decided == STOP
+
+
+def test_errors_keep_their_type_across_ranks_where_every_rank_has_it():
+    from skvae._distributed import RankError, ShardError, _rebuilt
+
+    error = _rebuilt("builtins", "ValueError", "distributed fit failed on rank 1: x")
+    assert type(error) is ValueError and str(error).endswith("rank 1: x")
+    assert type(_rebuilt("skvae._distributed", "ShardError", "m")) is ShardError
+    # A user's class may not be importable on the other ranks.
+    assert type(_rebuilt("my_callbacks", "BudgetError", "m")) is RankError
+    assert type(_rebuilt("builtins", "UnicodeDecodeError", "m")) is RankError
