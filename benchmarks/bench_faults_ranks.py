@@ -21,7 +21,7 @@ Printed on a shared 2-core machine (other jobs running; ``--runs 20``)::
 
     runs: 20  hangs: 0  clean agreed exits: 20  mean seconds to exit: 0.027 from fit, 9.49 from the processes
 
-(8 of the points were in the validation pass, 6 in a callback, 6 before a
+(10 of the points were in the validation pass, 6 in a callback, 4 before a
 step. The processes' exit is slow there because the machine was loaded: each
 rank then checks its model, waits at a barrier, and tears torch down.)
 """
