@@ -688,7 +688,7 @@ class VAETransformer(
 
     def _train(self, X, y, max_iter, continuing, early_stopping, sample_weight=None):
         run = FitRun(self, max_iter, early_stopping)
-        with self._transaction(run):
+        with run.agreement.deferring_interrupts(), self._transaction(run):
             raw = run.check_shard(functools.partial(self._check_input, reset=not continuing), X)
             if continuing:
                 check_unchanged(self, self._fit_params)
@@ -704,8 +704,8 @@ class VAETransformer(
             # An error while training (a callback's, say) keeps the epochs reached
             # or undoes the fit, whichever loses less (see keep_reached): a
             # Ctrl-C does not reach here (training stops and keeps its weights).
-            context = self._init_callback_context(max_subtasks=max_iter)
-            context.call_on_fit_task_begin(estimator=self, X=raw, y=y)
+            context = run.agreed(self._init_callback_context, max_subtasks=max_iter)
+            run.agreed(context.call_on_fit_task_begin, estimator=self, X=raw, y=y)
             hooks = [
                 Progress(self.verbose),
                 EpochCallbacks(self, context,
@@ -717,7 +717,8 @@ class VAETransformer(
                 self.module_ = run.module
         self._history = result
         vars(self).update(fitted_curves(result, run.early_stopping), **run.latent_usage())
-        context.call_on_fit_task_end(estimator=self, X=raw, y=y, reconstruction_attributes={})
+        run.agreed(context.call_on_fit_task_end, estimator=self, X=raw, y=y,
+                   reconstruction_attributes={}, interrupt=False)
         report(result, max_iter, warn_unconverged=max_iter > 1,
                monitored=run.data.monitored)
 

@@ -40,7 +40,15 @@ from ._data import (
     split_validation,
     to_tensor,
 )
-from ._distributed import SINGLE, ShardError, collective, local_device
+from ._distributed import (
+    ERROR,
+    INTERRUPT,
+    SINGLE,
+    Agreement,
+    ShardError,
+    collective,
+    local_device,
+)
 from ._elbo import Objective, gaussian_kl_terms
 from ._faults import data_size, network_size, out_of_memory, training_size
 from ._likelihoods import COUNT_LIKELIHOOD, LIKELIHOODS, describe, observed_mask
@@ -93,6 +101,10 @@ class FitRun:
     collective : skvae._distributed.Collective
         The processes fitting together (:data:`~skvae._distributed.SINGLE`:
         this one alone).
+    agreement : skvae._distributed.Agreement
+        Where the ranks decide together on an interrupt or an error on one of
+        them; ``agreement.deferring_interrupts()`` around the fit makes a
+        Ctrl-C on one rank wait for the next boundary.
     device : torch.device
         Where training runs.
     X : ndarray
@@ -108,6 +120,7 @@ class FitRun:
     def __init__(self, params, max_iter, early_stopping):
         self.params, self.max_iter, self.early_stopping = params, max_iter, early_stopping
         self.collective = collective(params.distributed)
+        self.agreement = Agreement(self.collective)
         if params.distributed and params.compile:
             raise ValueError("compile=True is not supported with distributed=True yet.")
         device = local_device(params.device) if params.distributed else None
@@ -235,7 +248,8 @@ class FitRun:
             steps = max(group.all_gather(-(-n_rows // batch_size)))
         return TrainingData(x, self.device, train_rows=train_rows, valid_rows=valid_rows,
                             chunk_rows=chunk_rows, collective=group, steps=steps,
-                            missing=self.missing, sample_weight=sample_weight)
+                            missing=self.missing, sample_weight=sample_weight,
+                            agreement=self.agreement)
 
     def _place_rows(self, X, batch_size):
         """The rows to train on, where training reads them, and the indices of
@@ -276,6 +290,23 @@ class FitRun:
         return {"module_": self.module, "_optimizer": self.optimizer, "_history": result,
                 **fitted_curves(result, self.early_stopping),
                 **self.latent_usage(self.module)}
+
+    def agreed(self, function, *args, interrupt=True, **kwargs):
+        """``function(*args, **kwargs)`` (a callback's hook, say), its error on
+        one rank raised on every rank; likewise an interrupt recorded so far,
+        as KeyboardInterrupt, when ``interrupt``. Only the call itself in one
+        process."""
+        agreement = self.agreement
+        if not self.collective.distributed:
+            return function(*args, **kwargs)
+        out = agreement.guard(functools.partial(function, *args, **kwargs))
+        agreement.agree()
+        if agreement.decided == ERROR:
+            agreement.raise_error()
+        if interrupt and agreement.decided == INTERRUPT:
+            raise KeyboardInterrupt(
+                f"Training was interrupted on rank {agreement.ranks[0]} before it began.")
+        return out
 
     def latent_usage(self, module=None):
         """``kl_per_component_`` and ``active_components_`` of the trained
@@ -418,6 +449,8 @@ def check_missing(X, observation, names, group=SINGLE):
     cannot score incomplete rows; a warning when almost nothing is observed."""
     counts = sum(np.isnan(X[start : start + 4096]).sum(axis=0)
                  for start in range(0, len(X), 4096))
+    if group.distributed:  # a shard with nothing observed: on every rank, naming it
+        group.checked(_check_observed, counts, len(X))
     # Over all ranks: a column missing from one shard is learnt from the others.
     *counts, n_rows = group.sum([float(c) for c in counts] + [float(len(X))])
     counts = np.asarray(counts)
@@ -441,6 +474,14 @@ def check_missing(X, observation, names, group=SINGLE):
             f"{share:.1%} of the entries of X are missing; a model learns little "
             "from so few observed values.",
             UserWarning,
+        )
+
+
+def _check_observed(missing_counts, n_rows):
+    if np.all(missing_counts == n_rows):
+        raise ValueError(
+            "this rank's shard has no observed values (every entry of its "
+            f"{n_rows} rows is missing): check how the shard was read."
         )
 
 
@@ -521,9 +562,11 @@ def report(result, max_iter, warn_unconverged, monitored=False):
         # The model is fitted (the best weights so far) and the program
         # stops, as it would on a Ctrl-C anywhere else: a search or a loop
         # of partial_fit calls does not go on.
+        ranks = getattr(result, "interrupted_ranks", None)
+        where = f" on rank {', '.join(map(str, ranks))}" if ranks else ""
         raise KeyboardInterrupt(
-            f"Training was interrupted after {result.n_iter} epochs; the estimator "
-            "keeps the best weights so far and can be used."
+            f"Training was interrupted{where} after {result.n_iter} epochs; the "
+            "estimator keeps the best weights so far and can be used."
         )
     if warn_unconverged and not (result.converged or result.stopped_by_hook):
         if monitored:

@@ -15,6 +15,12 @@ an object with any of the methods
 
 Progress output (:mod:`skvae._progress`) is one; the estimator adapts
 scikit-learn's callbacks into another. Nothing here imports scikit-learn.
+
+Under a distributed collective the ranks decide together
+(:class:`skvae._distributed.Agreement`): a Ctrl-C, a hook's request to stop,
+or an error (a hook's, or a step's) on one rank is recorded there and acted on
+by every rank at the same step or epoch boundary, with no rank left waiting in
+a collective operation.
 """
 
 import contextlib
@@ -26,7 +32,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ._data import EVAL_BATCH_SIZE, batch_slices, gather_rows
-from ._distributed import SINGLE
+from ._distributed import ERROR, INTERRUPT, SINGLE, STOP, Agreement
 from ._elbo import Objective
 from ._likelihoods import observed_mask
 
@@ -94,6 +100,7 @@ class TrainingData:
     steps: int = None
     missing: bool = False
     sample_weight: torch.Tensor = None
+    agreement: object = None
 
     def mask(self, x):
         """The mask of observed entries of batch ``x`` when the data have
@@ -134,6 +141,7 @@ class TrainingResult:
     interrupted: bool = False
     diverged: bool = False
     stopped_by_hook: bool = False
+    interrupted_ranks: list = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -415,12 +423,14 @@ LOSS_SLOTS = 1024
 
 
 def run_epoch(module, optimizer, data, objective, settings, kl_weight, generator,
-              loss_fn):
+              loss_fn, steps=None):
     """One pass over the training rows of ``data`` in a random order.
 
     Returns the mean loss as a 0-d tensor on the training device: the per-batch
     losses stay there and are combined once, so a GPU is never synchronised
-    inside the epoch.
+    inside the epoch. Under a distributed collective ``steps`` (a
+    :class:`GuardedSteps`) takes each step; None is returned when the ranks
+    agree to stop after one.
     """
     module.train()
     # The batches' losses are copied into slots of one tensor rather than kept as
@@ -433,10 +443,13 @@ def run_epoch(module, optimizer, data, objective, settings, kl_weight, generator
             folded = slots.sum() if folded is None else folded + slots.sum()
             used = 0
         noise = objective.draw_noise(batch.shape[0], module.n_components, generator)
-        slots[used] = train_step(module, optimizer, batch, noise, kl_weight, settings, loss_fn,
-                                 sample_weight)
+        step = train_step if steps is None else steps.step
+        slots[used] = step(module, optimizer, batch, noise, kl_weight, settings, loss_fn,
+                           sample_weight)
         used += 1
         sizes.append(batch.shape[0])
+        if steps is not None and steps.agreement.settle_step():
+            return None
     # Every batch but the last has ``sizes[0]`` rows; Python-number weights need
     # no host-to-device copy.
     total = slots[used - 1] * sizes[-1]
@@ -446,12 +459,28 @@ def run_epoch(module, optimizer, data, objective, settings, kl_weight, generator
     return total / sum(sizes)
 
 
-@torch.no_grad()
-def mean_bound(module, objective, data, noise, rows=None):
+def mean_bound(module, objective, data, noise, rows=None, agreement=None):
     """Mean per-row bound on log p(x) over the rows ``rows`` of ``data.x`` (all
     when None) with fixed ``noise``, in batches of ``EVAL_BATCH_SIZE`` rows,
     masked as ``data`` says; over every rank's rows under a distributed
-    ``data.collective``; weighted by ``data.sample_weight`` when given."""
+    ``data.collective``; weighted by ``data.sample_weight`` when given.
+
+    With an ``agreement`` (:class:`~skvae._distributed.Agreement`), the ranks
+    agree on their statuses in the same all-reduce, this rank's scoring guarded
+    by it: None when they agree to stop."""
+    if agreement is None:
+        total, n_rows = data.collective.sum(bound_total(module, objective, data, noise, rows))
+        return total / n_rows
+    local = agreement.guard(bound_total, module, objective, data, noise, rows,
+                            default=(0.0, 0.0))
+    total, n_rows = agreement.agree(local)
+    return None if agreement.decided else total / n_rows
+
+
+@torch.no_grad()
+def bound_total(module, objective, data, noise, rows=None):
+    """The sum of the bound over this process's rows of :func:`mean_bound`,
+    and their number (or total weight)."""
     module.eval()
     x, sample_weight = data.x, data.sample_weight
     device = noise.device
@@ -473,8 +502,7 @@ def mean_bound(module, objective, data, noise, rows=None):
     if sample_weight is not None:
         picked = sample_weight if rows is None else sample_weight[rows.to(sample_weight.device)]
         n_rows = float(picked.sum(dtype=torch.float64))
-    total, n_rows = data.collective.sum([total.item(), n_rows])
-    return total / n_rows
+    return [total.item(), float(n_rows)]
 
 
 def snapshot(module):
@@ -517,9 +545,41 @@ class Loss(torch.nn.Module):
         self.objective = objective
         self.mask = mask
 
-    def forward(self, x, noise, kl_weight, sample_weight=None):
+    def forward(self, x, noise, kl_weight, sample_weight=None, zero=False):
+        if zero:  # a zero loss through every parameter: zero gradients
+            return sum(p.sum() for p in self.module.parameters()) * 0.0
         return self.objective(self.module, x, noise, kl_weight, self.mask(x),
                               sample_weight).loss
+
+
+class GuardedSteps:
+    """The training steps of one rank of a distributed fit, whose errors and
+    interrupts go to ``agreement`` (a :class:`~skvae._distributed.Agreement`)
+    rather than up the stack, so that the rank still makes the step's
+    collective operations: a batch whose loss fails gives a zero loss (zero
+    gradients) for DDP's all-reduce, where this rank's status travels too."""
+
+    def __init__(self, agreement):
+        self.agreement = agreement
+
+    def loss(self, loss_fn):
+        """``loss_fn`` (the DDP-wrapped :class:`Loss`) with its failures recorded."""
+
+        def guarded(x, noise, kl_weight, sample_weight=None):
+            try:
+                return loss_fn(x, noise, kl_weight, sample_weight)
+            except KeyboardInterrupt:
+                self.agreement.record(INTERRUPT)
+            except Exception as exc:  # any: the other ranks wait in the all-reduce
+                self.agreement.record(ERROR, exc)
+            return loss_fn(x, noise, kl_weight, sample_weight, zero=True)
+
+        return guarded
+
+    def step(self, module, optimizer, x, *args):
+        """:func:`train_step`, its failures after the gradients' all-reduce recorded."""
+        return self.agreement.guard(train_step, module, optimizer, x, *args,
+                                    default=torch.zeros((), device=x.device))
 
 
 class _Hooks:
@@ -563,11 +623,15 @@ class _Run:
         # The optimiser's state goes back with the weights after a divergence:
         # moments holding NaN would make every later step diverge too.
         self.last_optimizer = optimizer_snapshot(optimizer)
+        self.agreement = data.agreement or Agreement(data.collective)
+        self.steps = None
         if settings.compile:
             self.loss_fn = compiled_loss(module, objective, data.mask)
         elif data.collective.distributed:
             # Through a module's forward, which DDP needs to average gradients.
-            self.loss_fn = data.collective.wrap(Loss(module, objective, data.mask), data.device)
+            self.steps = GuardedSteps(self.agreement)
+            self.loss_fn = self.steps.loss(data.collective.wrap(
+                Loss(module, objective, data.mask), data.device, self.agreement))
         else:
             self.loss_fn = lambda x, noise, kl_weight, sample_weight=None: objective(
                 module, x, noise, kl_weight, data.mask(x), sample_weight
@@ -583,28 +647,38 @@ class _Run:
 
     def epoch(self):
         """Train one epoch and record it; returns its loss and validation score,
-        or None when the loss was not finite (the last good weights are back)."""
+        or None when the loss was not finite (the last good weights are back)
+        or the ranks agreed to stop (``self.agreement.decided``)."""
         result, epoch = self.result, self.result.n_iter
         loss = run_epoch(
             self.module, self.optimizer, self.data, self.objective, self.settings,
-            self.kl_weight(epoch), self.generator, self.loss_fn,
-        ).item()
-        collective = self.data.collective
+            self.kl_weight(epoch), self.generator, self.loss_fn, self.steps,
+        )
+        collective, agreement = self.data.collective, self.agreement
+        if loss is None:  # the ranks agreed to stop in the epoch
+            return None
+        loss = loss.item()
         if collective.distributed:  # every rank decides on the same numbers
-            loss = collective.sum([loss])[0] / collective.world_size
+            loss = agreement.agree([loss])[0] / collective.world_size
+            if agreement.decided:
+                return None
         if not math.isfinite(loss):
             self.restore_last_good()
             result.diverged = True
             return None
+        score = None
+        if self.data.monitored:  # scored before the epoch counts: an interrupt undoes it
+            extra = {"agreement": agreement} if collective.distributed else {}
+            score = mean_bound(self.module, self.valid_objective, self.data, self.valid_noise,
+                               self.valid_rows, **extra)
+            if score is None:
+                return None
         self.last_good = snapshot(self.module)
         self.last_optimizer = optimizer_snapshot(self.optimizer)
         result.n_iter += 1
         result.loss_curve.append(loss)
         result.best_loss = min(result.best_loss, loss)
-        score = None
         if self.data.monitored:
-            score = mean_bound(self.module, self.valid_objective, self.data, self.valid_noise,
-                               self.valid_rows)
             result.validation_scores.append(score)
             if score > result.best_validation_score:
                 result.best_validation_score = score
@@ -658,33 +732,62 @@ def train_module(module, optimizer, data, objective, settings, generator, histor
     result = copy.deepcopy(history) if history is not None else TrainingResult()
     result.converged = result.interrupted = result.diverged = False
     result.stopped_by_hook = False
+    result.interrupted_ranks = []
     run = _Run(module, optimizer, data, objective, settings, generator, result)
     hooks = _Hooks(hooks)
-    hooks.call("on_train_begin", settings.max_iter)
-    start = time.perf_counter()
+    agreement = run.agreement
+    agreement.guard(hooks.call, "on_train_begin", settings.max_iter)
     try:
-        for epoch_in_call in range(settings.max_iter):
-            epoch = result.n_iter
-            hooks.call("on_epoch_begin", epoch)
-            outcome = run.epoch()
-            if outcome is None:
-                break
-            record = EpochRecord(result.n_iter, epoch_in_call, *outcome,
-                                 time.perf_counter() - start, module, result)
-            result.stopped_by_hook = data.collective.any(hooks.call("on_epoch_end", record))
-            if run.stalled(epoch, *outcome):
-                result.converged = True
-            if result.converged or result.stopped_by_hook:
-                break
+        _epochs(run, hooks)
     except KeyboardInterrupt:
         result.interrupted = True
     except Exception:  # a hook's, say: the caller decides what to keep
         run.finish(failed=True)
         raise
     finally:
-        hooks.call("on_train_end", result)
+        agreement.guard(hooks.call, "on_train_end", result)
+    if data.collective.distributed:  # what happened since the last boundary
+        agreement.agree()
+        _act_on_agreement(run)
     run.finish()
     return result
+
+
+def _epochs(run, hooks):
+    """The epochs of :func:`train_module`, until ``run``'s settings, the
+    plateau rule, a hook, or the ranks' agreement ends them."""
+    result, agreement = run.result, run.agreement
+    start = time.perf_counter()
+    for epoch_in_call in range(run.settings.max_iter):
+        epoch = result.n_iter
+        agreement.guard(hooks.call, "on_epoch_begin", epoch)
+        outcome = run.epoch()
+        if outcome is None:
+            break
+        record = EpochRecord(result.n_iter, epoch_in_call, *outcome,
+                             time.perf_counter() - start, run.module, result)
+        if agreement.guard(hooks.call, "on_epoch_end", record):
+            agreement.record(STOP)
+        agreement.agree()
+        result.stopped_by_hook = agreement.decided == STOP
+        if agreement.decided > STOP:
+            break
+        if run.stalled(epoch, *outcome):
+            result.converged = True
+        if result.converged or result.stopped_by_hook:
+            break
+    _act_on_agreement(run)
+
+
+def _act_on_agreement(run):
+    """Every rank does what the ranks agreed: raise the error of one of them,
+    or end as interrupted (the ranks that were named in the result)."""
+    agreement, result = run.agreement, run.result
+    if agreement.decided == ERROR:
+        agreement.raise_error()
+    if agreement.decided == INTERRUPT:
+        result.interrupted = True
+        result.interrupted_ranks = list(agreement.ranks)
 
 
 def _make_scheduler(optimizer, settings, patience):
