@@ -20,13 +20,19 @@ cells only.
 
 Models
 ------
-* ``skvae:<config>``: ``VAETransformer(likelihood="negbinom",
-  random_state=seed)`` and the settings of the config (``--skvae-configs``):
+* ``skvae:<config>``: ``VAETransformer(likelihood="negbinom", n_components=10,
+  random_state=seed)`` (scVI's latent size) and the settings of the config
+  (``--skvae-configs``):
 
-  - ``default``: nothing else (``n_components=2``, ``max_iter=200``, ...);
+  - ``default``: nothing else: ``count_depth="auto"`` (the depth modelled,
+    over these hundreds of genes) and ``early_stopping="auto"`` (on, for
+    counts), ``max_iter=200``;
+  - ``no-depth``: ``count_depth="none"``;
+  - ``no-early-stopping``: ``early_stopping=False`` (the previous default);
   - ``guide``: ``early_stopping=True, max_iter=500, n_iter_no_change=20``;
   - ``zinb``: ``likelihood="zinb"``;
-  - ``depth``: ``count_depth="observed"``;
+  - ``standardised-input``: the default with the encoder's input standardised
+    per gene (patched in for the run), the design the library chose against;
   - ``sparse``: the default, fitted and scored on a ``scipy.sparse.csr_matrix``.
 
   A config that the installed skvae rejects (an unknown likelihood, parameter,
@@ -64,12 +70,11 @@ and it has no model of ``n`` at all. So:
   mean and variance (on pbmc cells it was within 0.3 nats of a Monte Carlo
   count of 200,000 draws of the total). The prior is the proposal because the
   encoder's q(z | x) is much narrower than p(z | n): importance sampling from
-  it put log P(n) about 9 nats too low on pbmc. Only for a single negbinom
-  likelihood with no depth model (``default``, ``guide``, ``sparse``); other
-  configs print ``-`` there.
-  ``depth`` is taken to score like scVI (conditional on the observed total)
-  and gets the same log-normal term for ``log p(x)``: check this when it
-  lands.
+  it put log P(n) about 9 nats too low on pbmc. That is for a negbinom
+  likelihood with no depth model (``no-depth``); a model of the depth
+  (``count_depth="observed"``) scores the total with its own rounded
+  log-normal, which is taken off instead. ``zinb`` without a depth model
+  prints ``-`` there.
 
 Both footings understate scVI a little: its NB given ``l = n`` is normalised
 over all count vectors, not over those summing to ``n``, so as a density of
@@ -114,50 +119,63 @@ Linux only (``/proc``). Run::
     python benchmarks/bench_counts.py --no-scvi --skvae-params "{'n_components': 10}"
     python benchmarks/bench_counts.py --large --large-shape 20000 2000
 
-Figures printed by ``python benchmarks/bench_counts.py`` (skvae at commit
-3be02cb, which refuses sparse input and knows neither ``zinb`` nor
-``count_depth``) on a shared 2-core machine; seconds vary by a third from run
-to run there (scVI's pbmc fit took 46 s in another run)::
+Figures printed by ``python benchmarks/bench_counts.py --seeds 0 1 2`` on a
+shared 2-core machine under a heavy load from other jobs (seconds vary by
+half from run to run there; the likelihoods do not)::
 
-    # CPython 3.11.7 on x86_64, 2 cores; 1 thread(s) per fit; seeds [0]; K = 100 importance samples
+    # CPython 3.11.7 on x86_64, 2 cores; 1 thread(s) per fit; seeds [0, 1, 2]; K = 100 importance samples
     # skvae 0.1.0, torch 2.13.0+cpu, scikit-learn 1.9.1, numpy 2.4.6, scvi-tools 1.4.2, scanpy 1.11.5, anndata 0.12.19
 
     ## pbmc: 700 cells x 765 genes (figures on the held-out 20%)
     model            log p(x) log p(x|n) log P(n)    gap kNN acc   silh depth R2  theta    ep  fit s    +MB peak MB
     ---------------------------------------------------------------------------------------------------------------
-    skvae:default      -661.3     -654.1    -7.23   19.6   0.757  0.060    0.430   3.37  200*   13.3    110     509
-    skvae:guide        -664.9     -657.5    -7.41   20.7   0.736  0.145    0.388   3.11   241   29.6    193     591
-    scvi               -685.6     -678.8    -6.81   62.8   0.829  0.096    0.608   2.25   400   31.0     49     721
+    skvae:default   -671.4~2.5 -664.7~2.5 -6.78~0.02 29.5~5.7 0.814~0.039 0.166~0.036 0.656~0.054 2.93~0.31 109/116/122 23.5~6.3  200~3   596~3
+    skvae:no-depth  -670.5~3.4 -662.8~3.3 -7.70~0.11 31.4~1.9 0.814~0.032 0.125~0.043 0.905~0.010 3.01~0.29 110/96/108 15.1~3.3  186~9   582~9
+    skvae:no-early-stopping -686.1~4.3 -679.3~4.3 -6.78~0.02 85.3~5.6 0.800~0.014 0.113~0.024 0.638~0.046 14.63~0.10 200*/200*/200* 15.9~3.1    111     507
+    skvae:zinb      -671.9~2.9 -665.2~2.9 -6.78~0.02 31.6~4.9 0.800~0.025 0.172~0.041 0.658~0.050 4.39~0.50 109/107/114 23.0~5.4  252~7   648~7
+    scvi            -690.2~4.3 -683.4~4.3 -6.78~0.02 71.2~5.7 0.779~0.029 0.096~0.031 0.608~0.044 2.35~0.05 400/400/400 45.5~13.6     50     708
 
     ## synthetic: 2000 cells x 500 genes (figures on the held-out 20%)
     model            log p(x) log p(x|n) log P(n)    gap kNN acc   silh depth R2  theta    ep  fit s    +MB peak MB
     ---------------------------------------------------------------------------------------------------------------
-    skvae:default      -590.0     -581.3    -8.62    4.0   0.953  0.426    0.115   1.03  200*   21.7    135     536
-    skvae:guide        -590.4     -581.7    -8.71    3.6   0.955  0.439    0.095   1.02   244   47.4    280     680
-    scvi               -586.1     -577.9    -8.21   24.8   0.960  0.205    0.007   3.01   400   71.5     40     715
+    skvae:default   -643.8~47.5 -635.5~47.5 -8.21~0.05 19.3~12.0 0.970~0.034 0.321~0.065 0.012~0.008 1.22~0.06 200*/200/200* 119.6~131.0 294~11  634~40
+    skvae:no-depth  -639.6~48.1 -630.6~48.0 -8.98~0.08 21.6~11.6 0.960~0.031 0.256~0.042 0.611~0.068 1.35~0.02 156/148/174 45.0~62.0  273~7  615~35
+    skvae:no-early-stopping -644.0~47.8 -635.7~47.8 -8.21~0.05 20.3~12.1 0.960~0.034 0.296~0.047 0.016~0.018 1.26~0.02 200*/200*/200* 48.0~51.4  135~3  476~31
+    skvae:zinb      -635.8~47.8 -627.5~47.9 -8.21~0.05 20.4~11.4 0.960~0.034 0.346~0.065 -0.002~0.024 2.81~0.13 138/136/145 125.3~86.3  383~8  723~37
+    scvi            -647.3~47.5 -639.0~47.5 -8.21~0.05 44.3~11.9 0.955~0.044 0.205~0.035 0.042~0.026 2.92~0.10 400/400/400 338.2~214.7   34~3  607~48
 
-(``log P(n)`` is skvae's own model of the total for the skvae rows and the
-log-normal added to scVI for its row.) What they show, one seed:
+(The synthetic data are drawn anew for each seed, hence the spread of their
+scores.) And ``python benchmarks/bench_counts.py --datasets pbmc --seeds 0 1 2
+--skvae-configs default standardised-input sparse --no-scvi``, which shows what
+the encoder's input, not standardised per gene, gains and costs, and that a
+sparse matrix gives the dense figures exactly::
 
-* On pbmc's 560 training cells both tools overfit at their defaults, scVI
-  most: its training cells score 63 nats above its held-out ones (400 epochs),
-  skvae's 20; skvae's held-out ``log p(x)`` is 24 nats higher, and 25 higher
-  conditional on the total. scVI's 10-dimensional codes classify cell types
-  better (kNN 0.83 against 0.76 for skvae's 2 dimensions). On pbmc depth
-  differs by cell type, so even scVI's codes predict it (R^2 0.61).
-* On the zero-inflated synthetic counts scVI (ZINB) scores 4 nats higher held
-  out and recovers the true dispersion (median theta 3.0, generated around
-  3); skvae's NB absorbs the dropout as overdispersion (theta 1.0). skvae's
-  codes separate the types better (silhouette 0.43 against 0.21), and
-  scVI's code carries no depth (R^2 0.01), skvae's a little (0.12).
-* skvae's model of the total is no better than a log-normal fitted to the
-  training totals (``log P(n)`` -7.2 against -6.8 on pbmc).
-* ``guide`` (early stopping on 10% of the training cells) stops at about 240
-  epochs and scores slightly lower than ``default`` (200 epochs, stopped at
-  ``max_iter``), at twice the time and memory (it scores its held-out rows
-  with 32 importance samples each epoch).
-* scVI's fit takes 2.3 (pbmc) and 3.3 (synthetic) times skvae's default, and its process's peak is
-  higher (its imports), though its fit adds the least memory.
+    # CPython 3.11.7 on x86_64, 2 cores; 1 thread(s) per fit; seeds [0, 1, 2]; K = 100 importance samples
+    # skvae 0.1.0, torch 2.13.0+cpu, scikit-learn 1.9.1, numpy 2.4.6, scvi-tools 1.4.2, scanpy 1.11.5, anndata 0.12.19
+
+    ## pbmc: 700 cells x 765 genes (figures on the held-out 20%)
+    model            log p(x) log p(x|n) log P(n)    gap kNN acc   silh depth R2  theta    ep  fit s    +MB peak MB
+    ---------------------------------------------------------------------------------------------------------------
+    skvae:default   -671.4~2.5 -664.7~2.5 -6.78~0.02 29.5~5.7 0.814~0.039 0.166~0.036 0.656~0.054 2.93~0.31 109/116/122 24.7~3.0  194~3   533~3
+    skvae:standardised-input -673.7~2.7 -666.9~2.8 -6.78~0.02 31.3~4.8 0.779~0.032 0.156~0.025 0.583~0.036 3.06~0.55 109/99/120 23.2~4.3  187~5   527~5
+    skvae:sparse    -671.4~2.5 -664.7~2.5 -6.78~0.02 29.5~5.7 0.814~0.039 0.166~0.036 0.656~0.054 2.93~0.31 109/116/122 30.7~4.3  194~2   534~2
+    R2 of log depth from the cell types alone (one-hot, 5-fold): 0.451
+
+What they show:
+
+* skvae's defaults (the depth modelled, early stopping on) score held-out
+  cells above scVI's (19 nats per cell on pbmc, 3.5 on the synthetic counts,
+  11 with ``zinb``), overfit less (train-minus-held-out gap 30 against 71 on
+  pbmc), separate the cell types better (silhouette 0.17 against 0.10 on
+  pbmc, 0.32 against 0.21 synthetic) and fit faster.
+* Without early stopping (the previous default) pbmc's held-out cells score
+  15 nats lower and the gap is 85 nats.
+* Without the depth model (``no-depth``) the codes carry the depth (R^2 0.91
+  pbmc, 0.61 synthetic).
+* On pbmc the codes predict depth a little more than scVI's (0.66 against
+  0.61): the cell types alone explain 0.45 of it. Standardising the encoder's
+  input brings it to 0.58 at the cost of cell-type accuracy (0.78 against
+  0.81) and 2 nats of held-out log-likelihood.
 """
 
 import argparse
