@@ -382,8 +382,10 @@ def build_observation(X, specs, options, collective=None, likelihood=None):
 
     def build():
         for factory, values, columns in groups:
+            if factory != "categorical":  # (nor read a sparse matrix's columns)
+                continue
             for j, column in zip(columns, values):
-                if j in automatic and factory == "categorical":
+                if j in automatic:
                     check_free_text(column, specs[j].name, options)
         return Observation([(build_likelihood(factory, values, options), columns)
                             for factory, values, columns in groups])

@@ -228,3 +228,21 @@ def test_a_model_fitted_on_integers_reads_floats_alike():
     np.testing.assert_array_equal(vae.transform(X), vae.transform(X.astype(np.int32)))
     np.testing.assert_array_equal(
         VAETransformer(**PARAMS).fit(X).transform(X), vae.transform(X))
+
+
+def test_building_the_model_reads_no_column_of_a_sparse_matrix(monkeypatch):
+    """A count likelihood over thousands of sparse columns takes their number:
+    building it must not slice the matrix column by column (each slice reads
+    every stored entry)."""
+    import skvae._tables
+
+    read = []
+    column = skvae._tables._column
+
+    def counted(X, j):
+        read.append(j)
+        return column(X, j)
+
+    monkeypatch.setattr(skvae._tables, "_column", counted)
+    VAETransformer(**{**PARAMS, "max_iter": 1}).fit(sp.csr_matrix(X))
+    assert read == []
