@@ -197,6 +197,20 @@ def dense_rows(X, rows):
     return max(1, min(rows, SPARSE_BATCH_BYTES // (8 * max(1, X.shape[1]))))
 
 
+# Scoring with K importance samples decodes K copies of each row: a batch's
+# (K, rows, columns) tensors in float64 take at most this many bytes each, so
+# that wide rows (20,000 genes) score in a few rows at a time, not hundreds.
+EVAL_SAMPLE_BYTES = 32 * 2**20
+
+
+def eval_rows(n_samples, n_columns):
+    """Rows per batch when each is decoded ``n_samples`` times over
+    ``n_columns`` columns: ``EVAL_BATCH_SIZE // n_samples``, or fewer for wide
+    rows (see :data:`EVAL_SAMPLE_BYTES`)."""
+    wide = EVAL_SAMPLE_BYTES // (8 * n_samples * max(1, n_columns))
+    return max(1, min(EVAL_BATCH_SIZE // n_samples, wide))
+
+
 def is_sparse(X):
     """Whether ``X`` is a scipy sparse matrix or array, or rows of one."""
     return sp.issparse(X) or isinstance(X, (SparseRows, TensorRows))

@@ -37,6 +37,7 @@ from ._data import (
     batched,
     dense_rows,
     draw_seed,
+    eval_rows,
     evaluation_noise,
     is_positive_integer,
     make_generator,
@@ -983,7 +984,7 @@ class VAETransformer(
 
         # Each row is decoded n_samples times: bound the rows per batch so that
         # memory does not grow with the number of importance samples.
-        batch_size = max(1, EVAL_BATCH_SIZE // n_samples)
+        batch_size = eval_rows(n_samples, X.shape[1])
         scores = self._apply(X, bound, batch_size).astype(np.float64)
         overflowed = ~np.isfinite(scores)
         if overflowed.any() and X.dtype == np.float32:

@@ -17,9 +17,9 @@ from sklearn.utils.validation import (
 )
 
 from ._data import (
-    EVAL_BATCH_SIZE,
     MAX_SEED,
     batch_slices,
+    eval_rows,
     evaluation_noise,
     make_generator,
     to_tensor,
@@ -254,7 +254,7 @@ class VAEImputer(TransformerMixin, DocLinkMixin, BaseEstimator):
         k = self.n_importance_samples
         parts = []
         with torch.no_grad():
-            for rows in batch_slices(len(M), max(1, EVAL_BATCH_SIZE // k)):
+            for rows in batch_slices(len(M), eval_rows(k, M.shape[1])):
                 x = x_all[rows].to(device)
                 mask = observed(x)
                 if mask.all():

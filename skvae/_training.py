@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ._data import EVAL_BATCH_SIZE, batch_slices, gather_rows
+from ._data import batch_slices, eval_rows, gather_rows
 from ._distributed import ERROR, INTERRUPT, SINGLE, STOP, Agreement
 from ._elbo import Objective
 from ._likelihoods import observed_mask
@@ -461,7 +461,7 @@ def run_epoch(module, optimizer, data, objective, settings, kl_weight, generator
 
 def mean_bound(module, objective, data, noise, rows=None, agreement=None):
     """Mean per-row bound on log p(x) over the rows ``rows`` of ``data.x`` (all
-    when None) with fixed ``noise``, in batches of ``EVAL_BATCH_SIZE`` rows,
+    when None) with fixed ``noise``, in batches of at most ``EVAL_BATCH_SIZE`` rows (fewer for wide rows),
     masked as ``data`` says; over every rank's rows under a distributed
     ``data.collective``; weighted by ``data.sample_weight`` when given.
 
@@ -488,7 +488,7 @@ def bound_total(module, objective, data, noise, rows=None):
     total = torch.zeros((), dtype=torch.float64, device=device)
     # Each row is decoded once per importance sample: as many decoder rows per
     # batch as ``score_samples`` uses.
-    for part in batch_slices(n_rows, max(1, EVAL_BATCH_SIZE // objective.n_samples)):
+    for part in batch_slices(n_rows, eval_rows(objective.n_samples, x.shape[1])):
         if rows is None:
             batch = x[part].to(device)
         else:

@@ -61,3 +61,15 @@ def test_place_rows_keeps_data_resident_when_it_fits(monkeypatch):
     assert placed is x
     # Half of 40 kB at 40 bytes a row is 500 rows: 15 whole batches of 32.
     assert chunk_rows == 15 * 32
+
+
+def test_scoring_batches_shrink_for_wide_rows():
+    """K importance samples of 20,000-column rows: a few rows per batch, so
+    that a (K, rows, columns) float64 tensor stays within its budget; narrow
+    rows keep EVAL_BATCH_SIZE // K."""
+    from skvae._data import EVAL_BATCH_SIZE, EVAL_SAMPLE_BYTES, eval_rows
+
+    assert eval_rows(32, 64) == EVAL_BATCH_SIZE // 32
+    wide = eval_rows(32, 20_000)
+    assert 1 <= wide < 100 and 8 * 32 * 20_000 * wide <= EVAL_SAMPLE_BYTES
+    assert eval_rows(10**6, 10**6) == 1
