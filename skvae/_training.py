@@ -461,8 +461,8 @@ def run_epoch(module, optimizer, data, objective, settings, kl_weight, generator
 
 def mean_bound(module, objective, data, noise, rows=None, agreement=None):
     """Mean per-row bound on log p(x) over the rows ``rows`` of ``data.x`` (all
-    when None) with fixed ``noise``, in batches of at most ``EVAL_BATCH_SIZE`` rows (fewer for wide rows),
-    masked as ``data`` says; over every rank's rows under a distributed
+    when None) with fixed ``noise``, in batches of at most ``EVAL_BATCH_SIZE``
+    rows (fewer for wide rows), masked as ``data`` says; over every rank's rows under a distributed
     ``data.collective``; weighted by ``data.sample_weight`` when given.
 
     With an ``agreement`` (:class:`~skvae._distributed.Agreement`), the ranks
