@@ -269,13 +269,9 @@ def importable(*names):
 
 
 def limit_threads(threads):
-    import torch
+    from bench_counts import _limit_threads  # one thread-limiting recipe for the benchmarks
 
-    torch.set_num_threads(threads)
-    try:
-        torch.set_num_interop_threads(threads)
-    except RuntimeError:
-        pass
+    _limit_threads(threads)
 
 
 def in_child(function, *args):
