@@ -55,6 +55,7 @@ from ._progress import Progress
 from ._repr import DocLinkMixin
 from ._tables import (
     as_pandas,
+    check_sparse_values,
     decode,
     describe_columns,
     encode,
@@ -812,13 +813,7 @@ class VAETransformer(
         if sp.issparse(X):  # read a batch at a time; other formats become CSR once
             X = validate_data(self, X, reset=reset, accept_sparse=("csr", "csc"),
                               dtype=(np.float64, np.float32), ensure_all_finite=False)
-            if np.isnan(X.data).any():
-                raise ValueError(
-                    "X is a sparse matrix with NaN entries. In a sparse matrix the entries "
-                    "not stored are zeros, and skvae does not read NaN as missing there; "
-                    "pass a dense array (NaN marks missing entries) instead.")
-            if np.isinf(X.data).any():
-                raise ValueError("Input X contains infinity.")
+            check_sparse_values(X)
             return X
         if is_dataframe(X):
             validate_data(self, X, reset=reset, skip_check_array=True)

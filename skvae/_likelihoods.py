@@ -37,6 +37,7 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torch.utils.checkpoint import checkpoint
 
 from ._data import dense_rows, is_sparse
 from ._statistics import (
@@ -618,6 +619,13 @@ _ZERO_TOTAL = 1e-10
 
 COUNT_DEPTHS = ("none", "observed", "auto")
 
+# A count block whose batch holds more than this many entries (rows x
+# columns, times any leading sample dimension) is scored a slice of columns at
+# a time, and in training each slice's float64 terms are recomputed in the
+# backward pass instead of kept: kept, about a dozen float64 copies of a 512 x
+# 20,000 batch held a gigabyte.
+SCORE_CHUNK_ENTRIES = 2**18
+
 
 class _Counts(Likelihood):
     """Base for counts: non-negative integers, given back rounded; the network
@@ -783,7 +791,10 @@ class _Counts(Likelihood):
         return log_normal_interval(lower, upper)
 
     def log_prob(self, params, x):
-        return self.log_prob_terms(params, x).sum(-1)
+        width = max(1, SCORE_CHUNK_ENTRIES // max(1, params[..., :1].numel()))
+        if width >= self.n_features or type(self).log_prob_terms is not _Counts.log_prob_terms:
+            return self.log_prob_terms(params, x).sum(-1)
+        return self._log_prob_in_slices(params, x, width)
 
     def log_prob_terms(self, params, x):
         """Each count's log-probability; with the depth modelled, each also
@@ -796,6 +807,35 @@ class _Counts(Likelihood):
         if self.depth:
             terms = terms + self.log_depth(x.sum(-1, keepdim=True)) / self.n_features
         return terms.to(params.dtype)
+
+    def _log_prob_in_slices(self, params, x, width):
+        """:meth:`log_prob` of a wide batch, ``width`` columns at a time (see
+        :data:`SCORE_CHUNK_ENTRIES`); the same sum as the whole, to rounding."""
+        slices = [slice(start, start + width) for start in range(0, self.n_features, width)]
+        if torch.is_grad_enabled():
+            def run(function, *args):
+                return checkpoint(function, *args, use_reentrant=False)
+        else:
+            def run(function, *args):
+                return function(*args)
+        shift = total = None
+        if self.depth:  # log(total) - logsumexp(logits): the shares' log-normaliser
+            total = x.sum(-1, keepdim=True, dtype=torch.float64)
+            normaliser = torch.logsumexp(torch.stack(
+                [run(self._slice_logsumexp, params, cols) for cols in slices], -1), -1)
+            shift = total.clamp(min=_ZERO_TOTAL).log() - normaliser.unsqueeze(-1)
+        out = sum(run(self._slice_log_prob, params, x, shift, cols) for cols in slices)
+        if self.depth:
+            out = out + self.log_depth(total).squeeze(-1)
+        return out.to(params.dtype)
+
+    def _slice_logsumexp(self, params, cols):
+        return torch.logsumexp(self._rate(params)[..., cols].to(torch.float64), -1)
+
+    def _slice_log_prob(self, params, x, shift, cols):
+        rate, x = self._in_float64(self._rate(params)[..., cols], x[..., cols])
+        log_mu = rate + shift if self.depth else rate.clamp(max=_MAX_LOG_RATE)
+        return self._count_terms(params, log_mu, x, cols).sum(-1)
 
     def _count_mean(self, params):
         rate = self._rate(params)
@@ -885,7 +925,7 @@ class Poisson(_Counts):
 
     name = "poisson"
 
-    def _count_terms(self, params, log_rate, x):
+    def _count_terms(self, params, log_rate, x, cols=slice(None)):
         return x * log_rate - log_rate.exp() - torch.lgamma(x + 1)
 
     def sample(self, params, generator):
@@ -925,8 +965,10 @@ class NegativeBinomial(_Counts):
     def theta(self):
         return self.log_theta.clamp(-10.0, 10.0).exp()
 
-    def _count_terms(self, params, log_mu, x):
+    def _count_terms(self, params, log_mu, x, cols=slice(None)):
         log_theta = self.log_theta.clamp(-10.0, 10.0).to(log_mu.dtype)
+        if log_theta.shape[-1] == self.n_features:  # (not one shared by all columns)
+            log_theta = log_theta[..., cols]
         theta = log_theta.exp()
         log_theta_mu = torch.logaddexp(log_theta, log_mu)
         return (
@@ -954,9 +996,9 @@ class _ZeroInflated:
     def _zero_logit(self, params):
         return params[..., self.n_features :]
 
-    def _count_terms(self, params, log_mu, x):
-        counts = super()._count_terms(params, log_mu, x)
-        logit = self._zero_logit(params).to(counts.dtype)
+    def _count_terms(self, params, log_mu, x, cols=slice(None)):
+        counts = super()._count_terms(params, log_mu, x, cols)
+        logit = self._zero_logit(params)[..., cols].to(counts.dtype)
         kept = F.logsigmoid(-logit) + counts  # log((1 - pi) p(x))
         return torch.where(x == 0, torch.logaddexp(F.logsigmoid(logit), kept), kept)
 

@@ -190,8 +190,33 @@ def auto_array_likelihood(X):
         return "gaussian"
     values = X.data if is_sparse(X) else X
     whole = values.size == 0 or (values.min() >= 0 and (
-        np.dtype(values.dtype).kind in "iu" or bool((values == np.round(values)).all())))
+        np.dtype(values.dtype).kind in "iu"
+        or all((part == np.round(part)).all() for part in stored_parts(values))))
     return "negbinom" if whole else "gaussian"
+
+
+# A check of a sparse matrix's stored values reads this many at a time: its
+# temporaries (a rounded copy, masks) stay small next to the matrix.
+STORED_CHUNK = 2**23
+
+
+def stored_parts(data):
+    """The stored values ``data`` of a sparse matrix (1-d), in views of at
+    most :data:`STORED_CHUNK` values."""
+    return (data[start : start + STORED_CHUNK] for start in range(0, data.size, STORED_CHUNK))
+
+
+def check_sparse_values(X):
+    """Refuse a sparse matrix with NaN or infinite stored values, reading
+    them a chunk at a time."""
+    for part in stored_parts(X.data):
+        if np.isnan(part).any():
+            raise ValueError(
+                "X is a sparse matrix with NaN entries. In a sparse matrix the entries "
+                "not stored are zeros, and skvae does not read NaN as missing there; "
+                "pass a dense array (NaN marks missing entries) instead.")
+        if np.isinf(part).any():
+            raise ValueError("Input X contains infinity.")
 
 
 def _auto_likelihood(column, name):
@@ -602,9 +627,9 @@ def encode_sparse(X, observation):
                 f"likelihood {lik.name!r} recodes its values and cannot read a sparse "
                 "matrix; pass a dense array (X.toarray()) or a DataFrame.")
         if observation.whole and type(lik).check_support.__module__ == Likelihood.__module__:
-            probe = np.append(matrix.data, 0.0).reshape(-1, 1)
-            try:
-                lik.check_support(probe, None)
+            try:  # the stored values, a chunk at a time, and a zero
+                for part in [np.zeros(1), *stored_parts(matrix.data)]:
+                    lik.check_support(part.reshape(-1, 1), None)
                 continue
             except ValueError:
                 pass  # found below, with the column named

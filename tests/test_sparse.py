@@ -138,7 +138,12 @@ def test_sparse_codes_feed_a_pipeline_and_pickle():
     ],
     ids=["nan", "inf", "negative", "fractional", "width"],
 )
-def test_bad_sparse_input_is_named(bad, message):
+@pytest.mark.parametrize("chunk", [None, 3], ids=["whole", "in-chunks"])
+def test_bad_sparse_input_is_named(monkeypatch, bad, message, chunk):
+    """Also where the stored values are read a few at a time (a bad value in
+    a later chunk than the first)."""
+    if chunk:
+        monkeypatch.setattr("skvae._tables.STORED_CHUNK", chunk)
     fitted = VAETransformer(**PARAMS).fit(sp.csr_matrix(X))
     method = fitted.transform if "expecting" in message else VAETransformer(**PARAMS).fit
     with pytest.raises(ValueError, match=message):
@@ -217,7 +222,11 @@ def test_the_rows_read_for_a_batch_are_the_dense_rows():
     ],
     ids=["int64", "uint16", "sparse", "sparse float32", "negative", "fractional", "float"],
 )
-def test_auto_reads_integer_arrays_and_sparse_counts_as_counts(data, expected):
+@pytest.mark.parametrize("chunk", [None, 3], ids=["whole", "in-chunks"])
+def test_auto_reads_integer_arrays_and_sparse_counts_as_counts(monkeypatch, data, expected,
+                                                               chunk):
+    if chunk:
+        monkeypatch.setattr("skvae._tables.STORED_CHUNK", chunk)
     vae = VAETransformer(**{**PARAMS, "likelihood": "auto", "max_iter": 1}).fit(data)
     assert {c["likelihood"] for c in vae.column_likelihoods_.values()} == {expected}
     assert vae.transform(data).dtype == (np.float32 if data.dtype == np.float32 else np.float64)
@@ -246,3 +255,24 @@ def test_building_the_model_reads_no_column_of_a_sparse_matrix(monkeypatch):
     monkeypatch.setattr(skvae._tables, "_column", counted)
     VAETransformer(**{**PARAMS, "max_iter": 1}).fit(sp.csr_matrix(X))
     assert read == []
+
+
+@pytest.mark.parametrize("chunk", [None, 4], ids=["whole", "in-chunks"])
+def test_the_last_stored_value_is_read_too(monkeypatch, chunk):
+    """The stored values are read a chunk at a time (their copies stay small):
+    a NaN, an infinity or a fraction in the last one is found."""
+    if chunk:
+        monkeypatch.setattr("skvae._tables.STORED_CHUNK", chunk)
+    counts = sp.csr_matrix(X)
+    assert counts.nnz > 3 * 4
+    for value, message in [(np.nan, "NaN entries"), (np.inf, "infinity")]:
+        bad = counts.copy()
+        bad.data[-1] = value
+        with pytest.raises(ValueError, match=message):
+            VAETransformer(**PARAMS).fit(bad)
+    fraction = counts.copy()
+    fraction.data[-1] += 0.5
+    vae = VAETransformer(**{**PARAMS, "likelihood": "auto", "max_iter": 1}).fit(fraction)
+    assert {c["likelihood"] for c in vae.column_likelihoods_.values()} == {"gaussian"}
+    with pytest.raises(ValueError, match="column 29 has negative or fractional"):
+        VAETransformer(**{**PARAMS, "likelihood": "negbinom"}).fit(fraction)
