@@ -246,6 +246,25 @@ def test_sparse_shards_train_the_model_dense_shards_train(tmp_path):
 
 
 @pytest.mark.slow
+def test_ranks_score_a_wide_count_block_in_column_slices(tmp_path):
+    """A batch of 32 rows of 9,000 counts is scored (and differentiated) a
+    slice of columns at a time, each slice recomputed in the backward pass,
+    under DDP as in one process: the ranks keep one model."""
+    import skvae._likelihoods as likelihoods
+
+    rng = np.random.RandomState(0)
+    X = rng.poisson(0.2, size=(96, 9000)).astype(np.float64)
+    params = {**PARAMS, "likelihood": "negbinom", "max_iter": 2, "batch_size": 32,
+              "hidden_layer_sizes": (8,)}
+    assert 32 * X.shape[1] > likelihoods.SCORE_CHUNK_ENTRIES  # sliced
+    a, b = run_ranks(tmp_path, [X[:48], X[48:]], params)
+    for (name, p), q in zip(a.module_.state_dict().items(), b.module_.state_dict().values()):
+        torch.testing.assert_close(p, q, rtol=0, atol=0, msg=name)
+    assert np.isfinite(a.loss_curve_).all() and a.n_iter_ == 2
+    np.testing.assert_array_equal(a.transform(X[:10]), b.transform(X[:10]))
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "case, params, message",
     [
