@@ -803,39 +803,56 @@ class _Counts(Likelihood):
         rows only, so no share is ever dropped)."""
         # In float64 (see _Counts._in_float64): for a large count its terms cancel.
         log_mu, x = self._log_mean(params, x)
-        terms = self._count_terms(params, log_mu, x)
+        terms = self._count_terms(log_mu, x, slice(None), self._outputs(params)[1])
         if self.depth:
             terms = terms + self.log_depth(x.sum(-1, keepdim=True)) / self.n_features
         return terms.to(params.dtype)
 
     def _log_prob_in_slices(self, params, x, width):
         """:meth:`log_prob` of a wide batch, ``width`` columns at a time (see
-        :data:`SCORE_CHUNK_ENTRIES`); the same sum as the whole, to rounding."""
-        slices = [slice(start, start + width) for start in range(0, self.n_features, width)]
+        :data:`SCORE_CHUNK_ENTRIES`); the same sum as the whole, to rounding.
+
+        The outputs are split into views once (not sliced per slice, whose
+        backward would fill a zero gradient of the whole batch per slice)."""
         if torch.is_grad_enabled():
             def run(function, *args):
                 return checkpoint(function, *args, use_reentrant=False)
         else:
             def run(function, *args):
                 return function(*args)
+        rate, zero_logit = self._outputs(params)
+        rates, xs = rate.split(width, -1), x.split(width, -1)
+        zero_logits = [None] * len(rates) if zero_logit is None else zero_logit.split(width, -1)
         shift = total = None
         if self.depth:  # log(total) - logsumexp(logits): the shares' log-normaliser
             total = x.sum(-1, keepdim=True, dtype=torch.float64)
             normaliser = torch.logsumexp(torch.stack(
-                [run(self._slice_logsumexp, params, cols) for cols in slices], -1), -1)
+                [run(self._slice_logsumexp, piece) for piece in rates], -1), -1)
             shift = total.clamp(min=_ZERO_TOTAL).log() - normaliser.unsqueeze(-1)
-        out = sum(run(self._slice_log_prob, params, x, shift, cols) for cols in slices)
+        out = sum(
+            run(self._slice_log_prob, *pieces, shift, slice(start, start + width))
+            for start, pieces in zip(range(0, self.n_features, width),
+                                     zip(rates, zero_logits, xs))
+        )
         if self.depth:
             out = out + self.log_depth(total).squeeze(-1)
         return out.to(params.dtype)
 
-    def _slice_logsumexp(self, params, cols):
-        return torch.logsumexp(self._rate(params)[..., cols].to(torch.float64), -1)
+    def _outputs(self, params):
+        """The decoder outputs that give the means (see :meth:`_rate`), and
+        those of a zero-inflated likelihood's structural zeros (or None)."""
+        if self.n_params == self.n_features:
+            return params, None
+        return params.split([self.n_features, self.n_params - self.n_features], -1)
 
-    def _slice_log_prob(self, params, x, shift, cols):
-        rate, x = self._in_float64(self._rate(params)[..., cols], x[..., cols])
+    @staticmethod
+    def _slice_logsumexp(rate):
+        return torch.logsumexp(rate.to(torch.float64), -1)
+
+    def _slice_log_prob(self, rate, zero_logit, x, shift, cols):
+        rate, x = self._in_float64(rate, x)
         log_mu = rate + shift if self.depth else rate.clamp(max=_MAX_LOG_RATE)
-        return self._count_terms(params, log_mu, x, cols).sum(-1)
+        return self._count_terms(log_mu, x, cols, zero_logit).sum(-1)
 
     def _count_mean(self, params):
         rate = self._rate(params)
@@ -925,7 +942,7 @@ class Poisson(_Counts):
 
     name = "poisson"
 
-    def _count_terms(self, params, log_rate, x, cols=slice(None)):
+    def _count_terms(self, log_rate, x, cols, zero_logit):
         return x * log_rate - log_rate.exp() - torch.lgamma(x + 1)
 
     def sample(self, params, generator):
@@ -965,7 +982,7 @@ class NegativeBinomial(_Counts):
     def theta(self):
         return self.log_theta.clamp(-10.0, 10.0).exp()
 
-    def _count_terms(self, params, log_mu, x, cols=slice(None)):
+    def _count_terms(self, log_mu, x, cols, zero_logit):
         log_theta = self.log_theta.clamp(-10.0, 10.0).to(log_mu.dtype)
         if log_theta.shape[-1] == self.n_features:  # (not one shared by all columns)
             log_theta = log_theta[..., cols]
@@ -996,9 +1013,10 @@ class _ZeroInflated:
     def _zero_logit(self, params):
         return params[..., self.n_features :]
 
-    def _count_terms(self, params, log_mu, x, cols=slice(None)):
-        counts = super()._count_terms(params, log_mu, x, cols)
-        logit = self._zero_logit(params)[..., cols].to(counts.dtype)
+    def _count_terms(self, log_mu, x, cols, zero_logit):
+        """``zero_logit``: the logits of ``pi`` of the columns ``cols``."""
+        counts = super()._count_terms(log_mu, x, cols, zero_logit)
+        logit = zero_logit.to(counts.dtype)
         kept = F.logsigmoid(-logit) + counts  # log((1 - pi) p(x))
         return torch.where(x == 0, torch.logaddexp(F.logsigmoid(logit), kept), kept)
 
