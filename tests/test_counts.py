@@ -374,3 +374,24 @@ def test_a_fit_scored_in_column_slices_trains_as_the_whole(monkeypatch, make_vae
     np.testing.assert_allclose(sliced.loss_curve_, whole.loss_curve_, rtol=1e-6)
     np.testing.assert_allclose(sliced.transform(X), whole.transform(X), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(sliced.score_samples(X), whole.score_samples(X), rtol=1e-6)
+
+
+@pytest.mark.parametrize("option", ["mixed_precision",
+                                    pytest.param("compile", marks=pytest.mark.slow)])
+def test_column_slices_train_under_mixed_precision_and_compile(monkeypatch, make_vae, option):
+    """The slices' checkpoints run under bfloat16 autocast and inside a
+    compiled step, and train as the whole batch does (compiled: as the eager
+    whole batch, one compilation only)."""
+    import shutil
+
+    import skvae._likelihoods as likelihoods
+
+    if option == "compile" and shutil.which("c++") is None:
+        pytest.skip("torch.compile needs a C++ compiler")
+    X = np.random.RandomState(0).poisson(2.0, size=(96, 40)).astype(np.float32)
+    params = {"likelihood": "negbinom", "max_iter": 2, "batch_size": 32, option: True}
+    whole = make_vae(**{**params, "compile": False}).fit(X)
+    monkeypatch.setattr(likelihoods, "SCORE_CHUNK_ENTRIES", 256)  # 8 columns a slice
+    sliced = make_vae(**params).fit(X)
+    assert np.isfinite(sliced.loss_curve_).all()
+    np.testing.assert_allclose(sliced.loss_curve_, whole.loss_curve_, rtol=1e-3)
