@@ -560,11 +560,12 @@ COLUMNS = [("log p(x)", 9, 1), ("log p(x|n)", 10, 1), ("log P(n)", 8, 2),
 
 
 def summarise(values, digits):
-    """Median over seeds, with half the range after ``~`` when it shows."""
+    """Median over seeds, with half the range after ``~`` when it shows;
+    values printed as they are (``digits`` None, or text) joined by ``/``."""
     values = [v for v in values if v is not None]
     if not values:
         return "-"
-    if digits is None:
+    if digits is None or isinstance(values[0], str):
         return "/".join(str(v) for v in values)
     text = f"{np.median(values):.{digits}f}"
     spread = (max(values) - min(values)) / 2
@@ -573,18 +574,24 @@ def summarise(values, digits):
     return text
 
 
-def print_table(name, rows, shape):
-    print(f"\n## {name}: {shape[0]} cells x {shape[1]} genes "
-          "(figures on the held-out 20%)")
-    header = f"{'model':<15}" + "".join(f" {c:>{w}}" for c, w, _ in COLUMNS)
+def print_rows(title, rows, columns, width=12):
+    """A table of ``rows`` (model: one dict of figures per seed, or the text
+    of why it was skipped) in ``columns`` (name, width, digits)."""
+    print(f"\n## {title}")
+    header = f"{'model':<{width}}" + "".join(f" {c:>{w}}" for c, w, _ in columns)
     print(header)
     print("-" * len(header))
     for model, runs in rows.items():
         if isinstance(runs, str):
-            print(f"{model:<15} skipped: {runs}")
+            print(f"{model:<{width}} skipped: {runs}")
             continue
-        cells = [summarise([r[c] for r in runs], d).rjust(w) for c, w, d in COLUMNS]
-        print(f"{model:<15}" + "".join(" " + cell for cell in cells))
+        cells = [summarise([r.get(c) for r in runs], d).rjust(w) for c, w, d in columns]
+        print(f"{model:<{width}}" + "".join(" " + cell for cell in cells), flush=True)
+
+
+def print_table(name, rows, shape):
+    print_rows(f"{name}: {shape[0]} cells x {shape[1]} genes (figures on the held-out 20%)",
+               rows, COLUMNS, width=15)
 
 
 def depth_from_types(totals, labels):

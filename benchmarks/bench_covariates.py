@@ -226,9 +226,7 @@ part; seed 2 agrees with seed 1 on ``batchsim``: mixing 0.685 against scVI's
 
 import argparse
 import ast
-import concurrent.futures
 import importlib
-import multiprocessing
 import os
 import platform
 import sys
@@ -236,6 +234,9 @@ import time
 import warnings
 
 import numpy as np
+from bench_counts import _limit_threads as limit_threads  # shared by the benchmarks
+from bench_counts import in_child
+from bench_counts import print_rows as print_table
 
 SKVAE_CONFIGS = {
     "cov": {},
@@ -266,46 +267,6 @@ def importable(*names):
         except ImportError:
             missing.append(name)
     return missing
-
-
-def limit_threads(threads):
-    from bench_counts import _limit_threads  # one thread-limiting recipe for the benchmarks
-
-    _limit_threads(threads)
-
-
-def in_child(function, *args):
-    """``function(*args)`` in a fresh spawned process."""
-    context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
-        return pool.submit(function, *args).result()
-
-
-def summarise(values, digits):
-    """Median over seeds, with half the range after ``~`` when it shows."""
-    values = [v for v in values if v is not None]
-    if not values:
-        return "-"
-    if isinstance(values[0], str):
-        return "/".join(values)
-    text = f"{np.median(values):.{digits}f}"
-    spread = (max(values) - min(values)) / 2
-    if len(values) > 1 and round(spread, digits) > 0:
-        text += f"~{spread:.{digits}f}"
-    return text
-
-
-def print_table(title, rows, columns, width=12):
-    print(f"\n## {title}")
-    header = f"{'model':<{width}}" + "".join(f" {c:>{w}}" for c, w, _ in columns)
-    print(header)
-    print("-" * len(header))
-    for model, runs in rows.items():
-        if isinstance(runs, str):
-            print(f"{model:<{width}} skipped: {runs}")
-            continue
-        cells = [summarise([r.get(c) for r in runs], d).rjust(w) for c, w, d in columns]
-        print(f"{model:<{width}}" + "".join(" " + cell for cell in cells), flush=True)
 
 
 # ============================================================ part 1: batch
@@ -486,24 +447,10 @@ def run_batch(args, folder):
 # ====================================================== part 2: conditional
 
 
-def column_kinds(frame):
-    """SDMetrics' sdtype of each column, from its dtype."""
-    import pandas as pd
-
-    kinds = {}
-    for name in frame.columns:
-        dtype = frame[name].dtype
-        if pd.api.types.is_bool_dtype(dtype):
-            kinds[name] = "boolean"
-        elif pd.api.types.is_numeric_dtype(dtype):
-            kinds[name] = "numerical"
-        else:
-            kinds[name] = "categorical"
-    return kinds
-
-
 def quality(real, rows):
     """SDMetrics QualityReport: overall score, Column Shapes, Column Pair Trends."""
+    from bench_synthetic import column_kinds
+
     metadata = {"columns": {c: {"sdtype": kind} for c, kind in column_kinds(real).items()}}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -534,6 +481,7 @@ def draw_conditional(name, frame, column, value, n, seed, args):
                                     random_state=seed)
     else:
         import ctgan
+        from bench_synthetic import column_kinds
 
         model = ctgan.CTGAN(**({} if args.ctgan_epochs is None
                                else {"epochs": args.ctgan_epochs}))

@@ -8,13 +8,13 @@ collective operation left unpaired by one fit would pair wrongly with the next
 fit's, or hang it."""
 
 import pickle
-import socket
 import subprocess
 import sys
 import textwrap
 
 import numpy as np
 import pytest
+from test_distributed import free_port  # one way to find a free loopback port
 
 TIMEOUT = 120  # seconds for all the fits of one case
 
@@ -100,12 +100,6 @@ RANK_SCRIPT = textwrap.dedent("""
     with open(f"{out}/rank{rank}.pkl", "wb") as f:
         pickle.dump(results, f)
 """)
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def run_case(tmp_path, case, triggers, params):
